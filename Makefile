@@ -1,0 +1,34 @@
+# One developer loop, the same in the README and in .ci/run.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: install lint format mypy test test-slow bench demo all
+
+install:
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format:
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test:
+	$(VENV)/bin/pytest -q
+
+test-slow:
+	$(VENV)/bin/pytest -q -m slow
+
+bench:
+	$(PY) -m bench
+
+demo:
+	$(VENV)/bin/btq demo
+
+all: lint test

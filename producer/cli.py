@@ -1,0 +1,152 @@
+"""`btq`: run workers, submit, watch, read results, cancel, export schemas, run the demo."""
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from producer.client import JobClient
+from producer.render import event_line, result_table
+from producer.settings import ProducerSettings
+from schemas.exceptions import BtqError, JobValidationError
+from schemas.export import EXPORTED, json_schema_text
+
+
+def _client() -> JobClient:
+    return JobClient(ProducerSettings())
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Replace this process with a Celery worker for the btq tasks (settings from BTQ_ env)."""
+    queue = ProducerSettings().queue
+    argv = [sys.executable, "-m", "celery", "-A", "worker.main", "worker", "-Q", queue,
+            "-l", args.loglevel, "-c", str(args.concurrency), "--pool", args.pool]
+    if args.name:
+        argv += ["-n", args.name]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Submit a job file (JSON); with --wait, watch it and print the result."""
+    text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+    client = _client()
+    job_id = client.submit(text)
+    if not args.wait:
+        print(job_id)
+        return 0
+    return _watch(client, job_id, args.timeout, as_json=args.json)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Follow a job's events live (replaying what already happened) until it ends."""
+    return _watch(_client(), args.job_id, args.timeout, as_json=args.json)
+
+
+def _watch(client: JobClient, job_id: str, timeout_s: float, *, as_json: bool) -> int:
+    for event in client.follow(job_id, timeout_s):
+        if as_json:
+            print(event.model_dump_json(), flush=True)
+            continue
+        line = event_line(event)
+        if line:
+            print(line, flush=True)
+    result = client.result(job_id)
+    if result is not None and not as_json:
+        print()
+        result_table(result)
+    return 0 if result is not None and result.state.value == "succeeded" else 1
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    """Print a job's result (table, or the JobResult JSON with --json)."""
+    result = _client().result(args.job_id)
+    if result is None:
+        print(f"job {args.job_id} has no result yet", file=sys.stderr)
+        return 3
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        result_table(result)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print a job's state and progress."""
+    status = _client().status(args.job_id)
+    print(status.model_dump_json(indent=2) if args.json else
+          f"{status.job_id}: {status.state.value}, {status.steps_done}/{status.steps_total} steps")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Request cancellation of a job."""
+    accepted = _client().cancel(args.job_id)
+    print("cancel requested" if accepted else "job already ended")
+    return 0 if accepted else 1
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of the wire models (job, event, result, status)."""
+    print(json_schema_text(args.name))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the embedded demo job end to end (starts Redis and a worker when needed)."""
+    from producer.demo import run_demo
+
+    return run_demo(timeout_s=args.timeout, strategy=args.strategy)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `btq`."""
+    parser = argparse.ArgumentParser(prog="btq", description="Distributed dspy.BetterTogether on Celery + Redis")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=(fn.__doc__ or "").strip().splitlines()[0])
+        p.set_defaults(fn=fn)
+        return p
+
+    w = add("worker", cmd_worker)
+    w.add_argument("--concurrency", "-c", type=int, default=1)
+    w.add_argument("--loglevel", "-l", default="info")
+    w.add_argument("--pool", default="prefork")
+    w.add_argument("--name", "-n", default=None)
+    s = add("submit", cmd_submit)
+    s.add_argument("file", help="job JSON file, or - for standard input")
+    s.add_argument("--wait", action="store_true")
+    for name, fn in (("watch", cmd_watch), ("result", cmd_result), ("status", cmd_status), ("cancel", cmd_cancel)):
+        p = add(name, fn)
+        p.add_argument("job_id")
+        if name != "cancel":
+            p.add_argument("--json", action="store_true")
+    for p in (s, sub.choices["watch"]):
+        p.add_argument("--timeout", type=float, default=24 * 3600, help="seconds to wait at most")
+    s.add_argument("--json", action="store_true", help="print events as JSON lines")
+    sc = add("schema", cmd_schema)
+    sc.add_argument("name", nargs="?", choices=sorted(EXPORTED))
+    d = add("demo", cmd_demo)
+    d.add_argument("--timeout", type=float, default=1800)
+    d.add_argument("--strategy", default="p -> w -> p")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `btq` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.fn(args)
+    except JobValidationError as exc:
+        print(f"invalid job: {exc}", file=sys.stderr)
+        return 2
+    except BtqError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

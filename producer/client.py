@@ -1,0 +1,184 @@
+"""The producer API: submit jobs, read status, results and events, cancel.
+
+It enqueues by task name and never imports worker code: what the fleet can run is read from the
+manifest workers publish in Redis.
+"""
+
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from celery import Celery, chain
+
+from producer.settings import ProducerSettings
+from producer.validation import parse_spec, validate_against
+from schemas import keys
+from schemas.codec import decode
+from schemas.events import EventType, JobEvent
+from schemas.exceptions import FleetUnavailableError, JobNotFoundError, JobTimeoutError, JobValidationError
+from schemas.job import JobSpec
+from schemas.manifest import RegistryManifest
+from schemas.result import JobResult, JobState, JobStatus
+
+Cursor = str
+"""A Redis Stream entry id; '0-0' replays from the start, '$' means only new events."""
+
+
+def celery_client(settings: ProducerSettings) -> Celery:
+    """Return a Celery app used only to send messages: JSON only, no task code."""
+    app = Celery("btq-producer", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_default_queue=settings.queue,
+        broker_connection_retry_on_startup=True,
+    )
+    return app
+
+
+class JobClient:
+    """Talks to one Redis database holding jobs; safe to share across threads."""
+
+    def __init__(self, settings: ProducerSettings, client: "redis.Redis[bytes] | None" = None) -> None:
+        self.settings = settings
+        self.redis = client or redis.Redis.from_url(settings.redis_url)
+        self._celery: Celery | None = None
+
+    @property
+    def celery(self) -> Celery:
+        """The sending-only Celery app, created on first use."""
+        if self._celery is None:
+            self._celery = celery_client(self.settings)
+        return self._celery
+
+    def manifest(self) -> RegistryManifest:
+        """Return what the worker fleet registered."""
+        raw = self.redis.get(keys.MANIFEST)
+        if raw is None:
+            raise FleetUnavailableError("no worker has published its registry yet: start a worker (btq worker)")
+        return decode(RegistryManifest, raw)
+
+    def validate(self, data: JobSpec | dict[str, Any] | str | bytes) -> JobSpec:
+        """Return the parsed spec with a concrete seed, or raise JobValidationError; writes nothing."""
+        spec = data if isinstance(data, JobSpec) else parse_spec(data)
+        size = len(spec.model_dump_json())
+        if size > self.settings.max_spec_bytes:
+            raise JobValidationError("", f"job is {size} bytes; the limit is {self.settings.max_spec_bytes}")
+        validate_against(spec, self.manifest(), self.settings.max_examples)
+        # dspy accepts seed=None; a distributed run must record the seed it used to be reproducible.
+        return spec if spec.seed is not None else spec.with_seed(secrets.randbelow(2**31))
+
+    def submit(self, data: JobSpec | dict[str, Any] | str | bytes) -> str:
+        """Validate and enqueue a job; return its id. A refused job leaves nothing behind."""
+        spec = self.validate(data)
+        job_id = uuid.uuid4().hex
+        steps = len(spec.steps())
+        now = time.time()
+        submitted = JobEvent(type=EventType.JOB_SUBMITTED, job_id=job_id, at=now, steps_total=steps,
+                             strategy=spec.strategy, detail={"seed": spec.seed})
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(keys.job_key(job_id, "spec"), spec.model_dump_json())
+        pipe.hset(keys.job_key(job_id, "status"), mapping={
+            "state": JobState.QUEUED.value, "steps_total": steps, "steps_done": 0,
+            "submitted_at": now, "updated_at": now,
+        })
+        pipe.zadd(keys.JOBS_INDEX, {job_id: now})
+        pipe.xadd(keys.job_key(job_id, "events"), {"event": submitted.model_dump_json()})
+        pipe.xadd(keys.GLOBAL_EVENTS, {"event": submitted.model_dump_json()})
+        pipe.execute()
+        try:
+            self._enqueue(job_id, steps)
+        except Exception:
+            self._forget(job_id, steps)
+            raise
+        return job_id
+
+    def _enqueue(self, job_id: str, steps: int) -> None:
+        queue = self.settings.queue
+        step_sigs = [self.celery.signature(keys.TASK_STEP, args=(job_id, i), immutable=True, queue=queue)
+                     for i in range(steps + 1)]
+        final = self.celery.signature(keys.TASK_FINALIZE, args=(job_id,), immutable=True, queue=queue)
+        chain(*step_sigs, final).apply_async()
+
+    def _forget(self, job_id: str, steps: int) -> None:
+        pipe = self.redis.pipeline()
+        pipe.delete(*keys.job_keys(job_id, steps))
+        pipe.zrem(keys.JOBS_INDEX, job_id)
+        pipe.execute()
+
+    def status(self, job_id: str) -> JobStatus:
+        """Return the job's state and progress."""
+        raw = self.redis.hgetall(keys.job_key(job_id, "status"))
+        if not raw:
+            raise JobNotFoundError(job_id)
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        return JobStatus(
+            job_id=job_id,
+            state=JobState(fields["state"]),
+            steps_total=int(fields["steps_total"]),
+            steps_done=int(fields.get("steps_done", 0)),
+            submitted_at=float(fields["submitted_at"]),
+            updated_at=float(fields["updated_at"]),
+        )
+
+    def result(self, job_id: str) -> JobResult | None:
+        """Return the job's result, or None while it runs."""
+        raw = self.redis.get(keys.job_key(job_id, "result"))
+        if raw is not None:
+            return decode(JobResult, raw)
+        if not self.redis.exists(keys.job_key(job_id, "spec")):
+            raise JobNotFoundError(job_id)
+        return None
+
+    def events(self, job_id: str, after: Cursor = "0-0", count: int | None = None) -> list[tuple[Cursor, JobEvent]]:
+        """Return the job's events after cursor `after` (replay from any point)."""
+        start = "(" + after if after != "0-0" else "-"
+        entries = self.redis.xrange(keys.job_key(job_id, "events"), min=start, max="+", count=count)
+        return [(eid.decode(), decode(JobEvent, data[b"event"])) for eid, data in entries]
+
+    def follow(self, job_id: str, timeout_s: float, after: Cursor = "0-0") -> Iterator[JobEvent]:
+        """Yield the job's events as they arrive (replaying first), until a terminal event or timeout."""
+        deadline = time.monotonic() + timeout_s
+        stream = keys.job_key(job_id, "events")
+        cursor = after
+        while True:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                raise JobTimeoutError(f"job {job_id} did not finish within {timeout_s}s")
+            batches = self.redis.xread({stream: cursor}, block=min(remaining_ms, 1000), count=100)
+            for _, entries in batches or []:
+                for eid, data in entries:
+                    cursor = eid.decode()
+                    event = decode(JobEvent, data[b"event"])
+                    yield event
+                    if event.type.is_terminal:
+                        return
+
+    def wait(self, job_id: str, timeout_s: float) -> JobResult:
+        """Block until the job has a result (bounded by `timeout_s`) and return it."""
+        existing = self.result(job_id)
+        if existing is not None:
+            return existing
+        for _ in self.follow(job_id, timeout_s):
+            pass
+        final = self.result(job_id)
+        if final is None:
+            raise JobTimeoutError(f"job {job_id} ended without a stored result")
+        return final
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask the job to stop; running steps stop at the next check. False if it already ended."""
+        status = self.status(job_id)
+        if status.state.is_final:
+            return False
+        pipe = self.redis.pipeline()
+        pipe.set(keys.job_key(job_id, "cancel"), "1", ex=7 * 24 * 3600)
+        event = JobEvent(type=EventType.CANCEL_REQUESTED, job_id=job_id, at=time.time(),
+                         steps_total=status.steps_total)
+        pipe.xadd(keys.job_key(job_id, "events"), {"event": event.model_dump_json()})
+        pipe.execute()
+        return True

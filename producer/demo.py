@@ -1,0 +1,130 @@
+"""`btq demo`: the embedded default job end to end on this machine.
+
+Starts what is missing (a Redis on loopback if none answers, one worker process), submits a
+`p -> w -> p` job on the built-in arithmetic task and simulated LM, shows it live, prints the table.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import redis
+
+from producer.client import JobClient
+from producer.render import event_line, result_table
+from producer.settings import ProducerSettings
+from schemas.exceptions import FleetUnavailableError, JobTimeoutError
+
+DEMO_JOB: dict[str, Any] = {
+    "program": {"name": "demo.qa"},
+    "lm": "demo.sim",
+    "metric": "demo.exact_match",
+    "strategy": "p -> w -> p",
+    "optimizers": {
+        "p": {"optimizer": "BootstrapFewShotWithRandomSearch",
+              "kwargs": {"num_candidate_programs": 3, "max_bootstrapped_demos": 3, "max_labeled_demos": 3}},
+        "w": {"optimizer": "BootstrapFinetune", "kwargs": {}},
+    },
+    "trainset": {"dataset": "demo.arithmetic", "split": "train"},
+    "valset": {"dataset": "demo.arithmetic", "split": "val"},
+    "seed": 0,
+    "num_threads": 2,
+}
+"""The embedded default job (also in examples/demo_job.json)."""
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def redis_available(url: str) -> Iterator[str]:
+    """Yield a Redis URL that answers: `url`, or a throwaway redis-server on a free loopback port."""
+    if _answers(url):
+        yield url
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        raise FleetUnavailableError(f"no Redis answers at {url} and redis-server is not installed")
+    port = _free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL)
+    local = f"redis://127.0.0.1:{port}/0"
+    try:
+        _wait_for(lambda: _answers(local), 10, "redis-server did not start")
+        print(f"started redis-server on port {port}")
+        yield local
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def worker_process(url: str) -> Iterator[None]:
+    """Run one worker process against `url` for the duration of the block."""
+    env = {**os.environ, "BTQ_REDIS_URL": url}
+    env.setdefault("BTQ_ARTIFACT_DIR", os.path.join(tempfile.gettempdir(), "btq-demo-artifacts"))
+    log = tempfile.NamedTemporaryFile(prefix="btq-demo-worker-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.main", "worker", "-c", "1", "-l", "warning",
+         "-n", f"demo-{os.getpid()}@%h"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    print(f"started a worker (pid {proc.pid}, log {log.name})")
+    try:
+        yield
+    finally:
+        proc.terminate()
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=20)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _wait_for(predicate: Any, timeout_s: float, message: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise JobTimeoutError(message)
+        time.sleep(0.2)
+
+
+def run_demo(timeout_s: float, strategy: str) -> int:
+    """Run the demo job and print its live progress and final table; return the exit code."""
+    settings = ProducerSettings()
+    with redis_available(settings.redis_url) as url:
+        client = JobClient(settings.model_copy(update={"redis_url": url}))
+        started = time.time()
+        with worker_process(url):
+            def fresh_manifest() -> bool:
+                with suppress(FleetUnavailableError):
+                    return client.manifest().published_at >= started
+                return False
+
+            _wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
+            job_id = client.submit({**DEMO_JOB, "strategy": strategy})
+            for event in client.follow(job_id, timeout_s):
+                line = event_line(event)
+                if line:
+                    print(line, flush=True)
+            result = client.result(job_id)
+    if result is None:
+        return 1
+    print()
+    result_table(result)
+    print(f"\nwall time {time.time() - started:.1f}s")
+    return 0 if result.state.value == "succeeded" else 1

@@ -1,0 +1,153 @@
+"""Validation of a job against what the worker fleet registered (its published manifest).
+
+Everything is checked before anything is enqueued; each error names the field. The rules mirror
+dspy.BetterTogether.compile()'s own (in `schemas.job`) plus those only the registry can answer.
+"""
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.exceptions import JobValidationError
+from schemas.job import REF_MARKERS, DatasetRef, ExampleSource, JobSpec, ProgramRef
+from schemas.manifest import RegistryManifest
+
+
+def parse_spec(data: dict[str, Any] | str | bytes) -> JobSpec:
+    """Parse a job from a dict or JSON text; pydantic errors become one JobValidationError."""
+    try:
+        if isinstance(data, (str, bytes)):
+            return JobSpec.model_validate_json(data)
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or _field_from_message(first["msg"])
+        message = first["msg"].removeprefix("Value error, ")
+        if ": " in message and not first["loc"]:
+            field, message = message.split(": ", 1)
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise JobValidationError(field, message + more) from exc
+
+
+def _field_from_message(message: str) -> str:
+    return message.removeprefix("Value error, ").split(":", 1)[0]
+
+
+def validate_against(spec: JobSpec, manifest: RegistryManifest, max_examples: int) -> None:
+    """Raise JobValidationError for anything the fleet cannot run."""
+    _known("program.name", spec.program.name, manifest.programs)
+    _known("metric", spec.metric, manifest.metrics)
+    if isinstance(spec.lm, str):
+        _known("lm", spec.lm, manifest.lms)
+    for i, teacher in enumerate(spec.teachers()):
+        _check_program("teacher" if not isinstance(spec.teacher, list) else f"teacher.{i}", teacher, manifest)
+    _check_program("program", spec.program, manifest)
+    _check_examples("trainset", spec.trainset, spec, manifest, max_examples)
+    if spec.valset is not None:
+        _check_examples("valset", spec.valset, spec, manifest, max_examples)
+    classes = _optimizer_classes(spec, manifest)
+    for key, opt in spec.optimizers.items():
+        _check_optimizer_kwargs(f"optimizers.{key}", opt.kwargs, classes[key], manifest)
+    for key, args in (spec.optimizer_compile_args or {}).items():
+        _check_compile_args(key, args, classes[key], spec, manifest, max_examples)
+
+
+def _known(field: str, name: str, entries: dict[str, Any] | list[str]) -> None:
+    if name not in entries:
+        raise JobValidationError(field, f"{name!r} is not registered on the workers (known: {sorted(entries)})")
+
+
+def _check_program(field: str, ref: ProgramRef, manifest: RegistryManifest) -> None:
+    _known(f"{field}.name", ref.name, manifest.programs)
+    if ref.state is None:
+        return
+    predictors = manifest.programs[ref.name]
+    expected = set(predictors) if predictors != ["self"] else {"demos", "signature"}
+    missing = sorted(expected - set(ref.state))
+    if missing:
+        raise JobValidationError(f"{field}.state", f"missing entries {missing} for program {ref.name!r}")
+
+
+def _check_examples(
+    field: str, source: ExampleSource, spec: JobSpec, manifest: RegistryManifest, max_examples: int
+) -> None:
+    if isinstance(source, DatasetRef):
+        _known(f"{field}.dataset", source.dataset, manifest.datasets)
+        if source.split not in manifest.datasets[source.dataset]:
+            splits = manifest.datasets[source.dataset]
+            raise JobValidationError(f"{field}.split", f"dataset {source.dataset!r} has no split {source.split!r} (has {splits})")
+        return
+    if len(source) > max_examples:
+        raise JobValidationError(field, f"{len(source)} examples exceed the limit of {max_examples}")
+    if not spec.input_keys:
+        raise JobValidationError("input_keys", f"required when {field} is given inline (which fields are inputs?)")
+    for i, record in enumerate(source):
+        missing = [k for k in spec.input_keys if k not in record]
+        if missing:
+            raise JobValidationError(f"{field}.{i}", f"example lacks input keys {missing}")
+
+
+def _optimizer_classes(spec: JobSpec, manifest: RegistryManifest) -> dict[str, str]:
+    if not spec.optimizers:
+        return dict(manifest.default_optimizers)
+    classes = {}
+    for key, opt in spec.optimizers.items():
+        if opt.optimizer not in manifest.optimizers:
+            raise JobValidationError(
+                f"optimizers.{key}.optimizer",
+                f"{opt.optimizer!r} is not an allowed optimizer (allowed: {sorted(manifest.optimizers)})",
+            )
+        classes[key] = opt.optimizer
+    return classes
+
+
+def _check_optimizer_kwargs(field: str, kwargs: dict[str, Any], cls: str, manifest: RegistryManifest) -> None:
+    signature = manifest.optimizers[cls]
+    if not signature.init_var_kwargs:
+        unknown = sorted(set(kwargs) - set(signature.init_params))
+        if unknown:
+            raise JobValidationError(f"{field}.kwargs", f"{cls}() does not accept {unknown}; it accepts {signature.init_params}")
+    _check_refs(f"{field}.kwargs", kwargs, manifest)
+
+
+def _check_refs(field: str, value: Any, manifest: RegistryManifest) -> None:
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in REF_MARKERS:
+            marker, name = next(iter(value.items()))
+            _known(field, str(name), getattr(manifest, REF_MARKERS[marker]))
+            return
+        for k, v in value.items():
+            _check_refs(f"{field}.{k}", v, manifest)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_refs(f"{field}.{i}", v, manifest)
+
+
+def _check_compile_args(
+    key: str, args: dict[str, Any], cls: str, spec: JobSpec, manifest: RegistryManifest, max_examples: int
+) -> None:
+    field = f"optimizer_compile_args.{key}"
+    accepted = manifest.optimizers[cls].compile_params
+    invalid = sorted(set(args) - set(accepted))
+    if invalid:
+        raise JobValidationError(
+            field, f"Invalid compile arguments for optimizer '{key}': {invalid}. {cls}.compile() accepts: {accepted}"
+        )
+    if cls == "GEPA" and spec.teacher is not None:
+        raise JobValidationError("teacher", "GEPA does not accept a teacher argument. Please remove the teacher argument.")
+    for name in ("trainset", "valset"):
+        if name in args:
+            records = args[name]
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise JobValidationError(f"{field}.{name}", "must be a list of example objects")
+            _check_examples(f"{field}.{name}", records, spec, manifest, max_examples)
+    if "teacher" in args and args["teacher"] is not None:
+        refs = args["teacher"] if isinstance(args["teacher"], list) else [args["teacher"]]
+        for i, raw in enumerate(refs):
+            try:
+                ref = ProgramRef.model_validate(raw)
+            except ValidationError as exc:
+                raise JobValidationError(f"{field}.teacher.{i}", str(exc.errors()[0]["msg"])) from exc
+            _check_program(f"{field}.teacher.{i}", ref, manifest)
+    rest = {k: v for k, v in args.items() if k not in ("trainset", "valset", "teacher")}
+    _check_refs(field, rest, manifest)

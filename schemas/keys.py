@@ -1,0 +1,43 @@
+"""Redis key layout and task names: the one place every prefix and name is spelled.
+
+Services in other languages read events and results through these keys, so they are part of the wire
+contract and documented in README.md.
+"""
+
+PREFIX = "btq"
+
+TASK_STEP = "btq.step"
+TASK_FINALIZE = "btq.finalize"
+
+GLOBAL_EVENTS = f"{PREFIX}:events"
+"""Stream of every job's events, capped by the worker's `global_stream_maxlen` setting."""
+
+MANIFEST = f"{PREFIX}:manifest"
+"""JSON RegistryManifest published by workers at start; the producer validates jobs against it."""
+
+JOBS_INDEX = f"{PREFIX}:jobs"
+"""Sorted set of job ids scored by submission time."""
+
+
+def job_key(job_id: str, part: str) -> str:
+    """Return the key of one part (spec, status, result, events, cancel...) of a job."""
+    return f"{PREFIX}:job:{job_id}:{part}"
+
+
+def step_key(job_id: str, index: int) -> str:
+    """Return the key holding the stored record of step `index` (0 is the baseline)."""
+    return f"{PREFIX}:job:{job_id}:step:{index}"
+
+
+def attempts_key(job_id: str, index: int) -> str:
+    """Return the counter of deliveries of step `index`, used to cap redeliveries."""
+    return f"{PREFIX}:job:{job_id}:attempts:{index}"
+
+
+def job_keys(job_id: str, steps: int) -> list[str]:
+    """Return every key a job with `steps` strategy steps may own (for expiry and cleanup)."""
+    parts = ["spec", "status", "result", "events", "cancel"]
+    keys = [job_key(job_id, p) for p in parts]
+    for index in range(steps + 1):
+        keys += [step_key(job_id, index), attempts_key(job_id, index)]
+    return keys

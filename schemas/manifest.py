@@ -1,0 +1,28 @@
+"""What the worker fleet can run: published by workers, read by producers to validate jobs."""
+
+from pydantic import Field
+
+from schemas.version import VersionedModel, WireModel
+
+
+class OptimizerSignature(WireModel):
+    """An allowlisted optimizer class and the parameters of its constructor and `compile()`."""
+
+    init_params: list[str]
+    compile_params: list[str]
+    init_var_kwargs: bool = False
+
+
+class RegistryManifest(VersionedModel):
+    """Registered names (programs with their predictor names, metrics, LMs, datasets with their splits)."""
+
+    programs: dict[str, list[str]]
+    metrics: list[str]
+    lms: list[str]
+    datasets: dict[str, list[str]]
+    optimizers: dict[str, OptimizerSignature]
+    default_optimizers: dict[str, str] = Field(
+        default_factory=lambda: {"p": "BootstrapFewShotWithRandomSearch", "w": "BootstrapFinetune"}
+    )
+    worker: str
+    published_at: float

@@ -1,0 +1,96 @@
+"""Stored step records, job status and the final job result."""
+
+from enum import StrEnum
+
+from pydantic import Field, JsonValue
+
+from schemas.errors import ErrorRecord
+from schemas.version import VersionedModel, WireModel
+
+
+class StepOutcome(StrEnum):
+    """How a step ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+class StepRecord(VersionedModel):
+    """What a step stored: its candidate and everything the next step needs to continue exactly.
+
+    `rng_state` is `random.Random.getstate()` after this step's shuffle and `train_order` the current
+    trainset order (indices into the post-split trainset), so step k+1 shuffles the same list with the
+    same generator as the in-process run does.
+    """
+
+    index: int
+    strategy: str
+    optimizer_key: str | None
+    outcome: StepOutcome
+    score: float | None = None
+    program_state: dict[str, JsonValue] | None = None
+    rng_state: list[JsonValue]
+    train_order: list[int]
+    worker: str | None = None
+    attempt: int = 1
+    started_at: float
+    finished_at: float
+    error: ErrorRecord | None = None
+    timings_s: dict[str, float] = Field(default_factory=dict)
+
+
+class Candidate(WireModel):
+    """One evaluated program, as in `BetterTogether`'s `candidate_programs`."""
+
+    strategy: str
+    score: float | None
+    step_index: int
+    program_state: dict[str, JsonValue]
+
+
+class JobState(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the job has a result or will never get one."""
+        return self in {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+
+
+class JobStatus(VersionedModel):
+    """A job's current state and progress."""
+
+    job_id: str
+    state: JobState
+    steps_total: int
+    steps_done: int
+    submitted_at: float
+    updated_at: float
+
+
+class JobResult(VersionedModel):
+    """The final result: candidates ranked exactly as `dspy.BetterTogether` ranks them.
+
+    `best` is the highest score (earlier wins ties), or the latest program when there is no valset.
+    `state` is `succeeded` even when a step failed (dspy returns the best so far and sets the flag);
+    `failed` means no candidate exists (the baseline itself could not run).
+    """
+
+    job_id: str
+    state: JobState
+    strategy: str
+    seed: int
+    candidates: list[Candidate]
+    best: Candidate | None
+    flag_compilation_error_occurred: bool
+    error: ErrorRecord | None = None
+    finished_at: float
+    detail: dict[str, JsonValue] = Field(default_factory=dict)

@@ -1,0 +1,64 @@
+"""The Celery app, built from settings: JSON only, late acks, capped redelivery, prefetch 1."""
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready
+
+from schemas import keys
+from worker.events import worker_name
+from worker.runtime import WorkerRuntime
+from worker.settings import WorkerSettings
+
+
+def create_app(settings: WorkerSettings) -> Celery:
+    """Return a Celery app whose tasks run BetterTogether steps for jobs in `settings.redis_url`."""
+    app = Celery("btq", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        event_serializer="json",
+        result_accept_content=["json"],
+        task_ignore_result=True,
+        task_default_queue=settings.queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.step_soft_time_limit_s,
+        task_time_limit=settings.step_time_limit_s,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    runtime = WorkerRuntime(settings)
+    _register_tasks(app, runtime)
+
+    @worker_ready.connect(weak=False)
+    def _publish(sender: Any = None, **_: Any) -> None:
+        runtime.publish_manifest(getattr(sender, "hostname", None) or worker_name())
+
+    app.btq_runtime = runtime  # type: ignore[attr-defined]
+    return app
+
+
+def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
+    """Thin adapters: parse the message, call the step service, return nothing large."""
+
+    @app.task(name=keys.TASK_STEP, bind=True)  # type: ignore[untyped-decorator]
+    def step(self: Any, job_id: str, index: int) -> dict[str, Any]:
+        record = runtime.service(_worker(self)).run(job_id, index)
+        return {"job_id": job_id, "index": index, "outcome": record.outcome.value}
+
+    @app.task(name=keys.TASK_FINALIZE, bind=True)  # type: ignore[untyped-decorator]
+    def finalize(self: Any, job_id: str) -> dict[str, Any]:
+        result = runtime.service(_worker(self)).finalize(job_id)
+        return {"job_id": job_id, "state": result.state.value}
+
+
+def _worker(task: Any) -> str:
+    import os
+
+    hostname = getattr(task.request, "hostname", None)
+    return f"{hostname}:{os.getpid()}" if hostname else worker_name()

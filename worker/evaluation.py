@@ -1,0 +1,52 @@
+"""Validation evaluation, exactly as `BetterTogether._evaluate_on_valset` does it."""
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import dspy
+from dspy.evaluate import Evaluate
+from dspy.teleprompt.utils import eval_candidate_program
+
+from schemas.exceptions import BtqError
+
+
+class CancelledDuringEvaluation(BtqError):
+    """Raised inside the metric when the job was cancelled; Evaluate counts it as an error."""
+
+
+def cancellable(metric: Callable[..., Any], is_cancelled: Callable[[], bool]) -> Callable[..., Any]:
+    """Wrap `metric` so a cancelled job stops scoring (the score is then discarded by the runner)."""
+
+    def wrapped(example: Any, prediction: Any, trace: Any = None) -> Any:
+        if is_cancelled():
+            raise CancelledDuringEvaluation("job cancelled")
+        return metric(example, prediction, trace)
+
+    return wrapped
+
+
+def evaluate_on_valset(
+    program: dspy.Module,
+    valset: list[dspy.Example] | None,
+    metric: Callable[..., Any],
+    rng: random.Random,
+    *,
+    num_threads: int | None,
+    max_errors: int | None,
+    provide_traceback: bool | None,
+) -> float | None:
+    """Return the percentage score on the whole valset (2 decimals), or None without a valset."""
+    if valset is None or len(valset) == 0:
+        return None
+    evaluate = Evaluate(
+        devset=valset,
+        metric=metric,
+        num_threads=num_threads,
+        max_errors=max_errors,
+        display_table=False,
+        display_progress=False,
+        provide_traceback=provide_traceback,
+    )
+    score: float = eval_candidate_program(len(valset), valset, program, evaluate, rng).score
+    return score

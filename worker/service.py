@@ -1,0 +1,184 @@
+"""The step service: store + events + runner for one task, idempotent and redelivery-capped.
+
+Celery tasks are thin adapters over these three methods. A step's record is written once; a
+redelivered step whose record exists returns it untouched, so no candidate is recorded twice.
+"""
+
+import time
+from collections.abc import Callable
+
+from schemas.errors import ErrorRecord
+from schemas.events import EventType
+from schemas.job import JobSpec
+from schemas.result import JobResult, StepOutcome, StepRecord
+from worker.events import EventEmitter
+from worker.job_inputs import ResolvedJob
+from worker.ranking import build_result
+from worker.registry import Registry, WorkerResources
+from worker.runner import StepHooks, run_baseline, run_step
+from worker.settings import WorkerSettings
+from worker.store import JobStore
+
+_OUTCOME_EVENTS = {
+    StepOutcome.SUCCEEDED: EventType.STEP_SUCCEEDED,
+    StepOutcome.FAILED: EventType.STEP_FAILED,
+    StepOutcome.CANCELLED: EventType.STEP_SKIPPED,
+    StepOutcome.SKIPPED: EventType.STEP_SKIPPED,
+}
+_RESULT_EVENTS = {"succeeded": EventType.JOB_SUCCEEDED, "failed": EventType.JOB_FAILED}
+
+
+class StepService:
+    """Runs baseline, strategy steps and finalization for jobs stored in one Redis database."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        events: EventEmitter,
+        registry: Registry,
+        resources: WorkerResources,
+        settings: WorkerSettings,
+        worker: str,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.registry = registry
+        self.resources = resources
+        self.settings = settings
+        self.worker = worker
+
+    def run(self, job_id: str, index: int) -> StepRecord:
+        """Run step `index` (0 = baseline) of `job_id` once, whatever the number of deliveries."""
+        spec = self.store.spec(job_id)
+        existing = self.store.step(job_id, index)
+        if existing is not None:
+            return existing
+        attempt = self.store.claim_attempt(job_id, index)
+        previous = self.store.step(job_id, index - 1) if index > 0 else None
+        not_run = self._reason_not_to_run(job_id, index, attempt, previous)
+        if not_run is not None:
+            outcome, error = not_run
+            record = self._record_without_running(spec, index, previous, outcome, attempt, error)
+        else:
+            self.events.emit(
+                EventType.STEP_STARTED,
+                job_id,
+                len(spec.steps()),
+                step_index=index,
+                strategy=spec.strategy_prefix(index),
+                optimizer_key=spec.steps()[index - 1] if index else None,
+                worker=self.worker,
+                attempt=attempt,
+            )
+            record = self._execute(spec, job_id, index, previous, attempt)
+        stored, won = self.store.put_step(job_id, record)
+        if won:
+            self._emit_outcome(spec, job_id, stored)
+        return stored
+
+    def finalize(self, job_id: str) -> JobResult:
+        """Rank the candidates exactly like dspy.BetterTogether and store the job's result once."""
+        spec = self.store.spec(job_id)
+        steps = len(spec.steps())
+        records = self.store.steps(job_id, steps + 1)
+        interrupted = any(r.outcome is StepOutcome.CANCELLED for r in records)
+        complete = len(records) == steps + 1 and all(r.outcome is StepOutcome.SUCCEEDED for r in records)
+        cancelled = interrupted or (self.store.is_cancelled(job_id) and not complete)
+        assert spec.seed is not None  # the producer fixes a concrete seed at submission
+        result = build_result(job_id, spec.strategy, spec.seed, records, cancelled)
+        stored, won = self.store.put_result(result, steps)
+        if won:
+            event = _RESULT_EVENTS.get(stored.state.value, EventType.JOB_CANCELLED)
+            self.events.emit(
+                event,
+                job_id,
+                steps,
+                strategy=stored.best.strategy if stored.best else None,
+                score=stored.best.score if stored.best else None,
+                worker=self.worker,
+                error=stored.error,
+                detail={"flag_compilation_error_occurred": stored.flag_compilation_error_occurred},
+            )
+        return stored
+
+    def _reason_not_to_run(
+        self, job_id: str, index: int, attempt: int, previous: StepRecord | None
+    ) -> tuple[StepOutcome, ErrorRecord | None] | None:
+        if index > 0 and (previous is None or previous.outcome is not StepOutcome.SUCCEEDED):
+            return StepOutcome.SKIPPED, None
+        if self.store.is_cancelled(job_id):
+            return StepOutcome.CANCELLED, None
+        if attempt > self.settings.max_deliveries_per_step:
+            message = (
+                f"step {index} was delivered {attempt} times (cap {self.settings.max_deliveries_per_step}): "
+                "the worker running it was lost every time"
+            )
+            return StepOutcome.FAILED, ErrorRecord(type="WorkerLostError", message=message)
+        return None
+
+    def _execute(
+        self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int
+    ) -> StepRecord:
+        hooks = StepHooks(is_cancelled=self._cancel_check(job_id), worker=self.worker, attempt=attempt)
+        try:
+            job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
+            if previous is None:
+                return run_baseline(job, hooks)
+            return run_step(job, previous, hooks)
+        except Exception as exc:  # resolution or baseline errors end the job as a recorded failure
+            return self._record_without_running(
+                spec, index, previous, StepOutcome.FAILED, attempt, ErrorRecord.from_exception(exc)
+            )
+
+    def _record_without_running(
+        self,
+        spec: JobSpec,
+        index: int,
+        previous: StepRecord | None,
+        outcome: StepOutcome,
+        attempt: int,
+        error: ErrorRecord | None,
+    ) -> StepRecord:
+        now = time.time()
+        return StepRecord(
+            index=index,
+            strategy=spec.strategy_prefix(index),
+            optimizer_key=spec.steps()[index - 1] if index else None,
+            outcome=outcome,
+            rng_state=previous.rng_state if previous else [],
+            train_order=previous.train_order if previous else [],
+            worker=self.worker,
+            attempt=attempt,
+            started_at=now,
+            finished_at=now,
+            error=error,
+        )
+
+    def _emit_outcome(self, spec: JobSpec, job_id: str, record: StepRecord) -> None:
+        detail = {"outcome": record.outcome.value, **{k: round(v, 6) for k, v in record.timings_s.items()}}
+        self.events.emit(
+            _OUTCOME_EVENTS[record.outcome],
+            job_id,
+            len(spec.steps()),
+            step_index=record.index,
+            strategy=record.strategy,
+            optimizer_key=record.optimizer_key,
+            score=record.score,
+            duration_s=record.finished_at - record.started_at,
+            worker=record.worker,
+            attempt=record.attempt,
+            error=record.error,
+            detail=detail,
+        )
+
+    def _cancel_check(self, job_id: str) -> Callable[[], bool]:
+        """Return a cancel check that asks Redis at most once per `cancel_poll_interval_s`."""
+        last = {"at": 0.0, "value": False}
+
+        def check() -> bool:
+            now = time.monotonic()
+            if not last["value"] and now - last["at"] >= self.settings.cancel_poll_interval_s:
+                last["at"], last["value"] = now, self.store.is_cancelled(job_id)
+            return bool(last["value"])
+
+        return check

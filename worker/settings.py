@@ -1,0 +1,33 @@
+"""Worker settings: built once at the worker's entry point and passed in, env prefix `BTQ_`."""
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    """Everything a worker process is configured with. Secrets live here, never in job payloads."""
+
+    model_config = SettingsConfigDict(env_prefix="BTQ_", extra="forbid")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue: str = "btq"
+    imports: list[str] = Field(
+        default_factory=list,
+        description="Modules defining `register(registry)`; imported at worker start, like Celery imports",
+    )
+    artifact_dir: str = ".btq/artifacts"
+    step_soft_time_limit_s: float = 6 * 3600
+    step_time_limit_s: float = 6 * 3600 + 300
+    visibility_timeout_s: float = 7 * 3600
+    max_deliveries_per_step: int = 3
+    job_ttl_s: int = 7 * 24 * 3600
+    job_stream_maxlen: int = 10_000
+    global_stream_maxlen: int = 100_000
+    cancel_poll_interval_s: float = 0.5
+    lm_api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="LiteLLM provider prefix (e.g. 'openai') -> API key"
+    )
+    lm_api_bases: dict[str, str] = Field(
+        default_factory=dict, description="LiteLLM provider prefix -> API base URL"
+    )
+    allow_litellm_models: bool = True

@@ -1,0 +1,85 @@
+"""The job store in Redis: spec, status, step records (write-once), attempts, cancel flag, result."""
+
+import time
+
+import redis
+
+from schemas import keys
+from schemas.codec import decode
+from schemas.exceptions import JobNotFoundError
+from schemas.job import JobSpec
+from schemas.result import JobResult, JobState, StepRecord
+
+
+class JobStore:
+    """Reads and writes one Redis database. Step records and results are written once (SET NX)."""
+
+    def __init__(self, client: "redis.Redis[bytes]", job_ttl_s: int) -> None:
+        self.redis = client
+        self.job_ttl_s = job_ttl_s
+
+    def spec(self, job_id: str) -> JobSpec:
+        """Return the job's normalized spec."""
+        raw = self.redis.get(keys.job_key(job_id, "spec"))
+        if raw is None:
+            raise JobNotFoundError(job_id)
+        return decode(JobSpec, raw)
+
+    def step(self, job_id: str, index: int) -> StepRecord | None:
+        """Return the stored record of step `index`, if any."""
+        raw = self.redis.get(keys.step_key(job_id, index))
+        return decode(StepRecord, raw) if raw is not None else None
+
+    def steps(self, job_id: str, count: int) -> list[StepRecord]:
+        """Return the stored records of steps 0..count-1 that exist, in order."""
+        raws = self.redis.mget([keys.step_key(job_id, i) for i in range(count)])
+        return [decode(StepRecord, raw) for raw in raws if raw is not None]
+
+    def put_step(self, job_id: str, record: StepRecord) -> tuple[StepRecord, bool]:
+        """Store `record` unless the step already has one; return the stored record and whether ours won."""
+        key = keys.step_key(job_id, record.index)
+        if self.redis.set(key, record.model_dump_json(), nx=True):
+            self._touch_status(job_id, steps_done=record.index)
+            return record, True
+        existing = self.step(job_id, record.index)
+        assert existing is not None  # NX failed, so the key exists
+        return existing, False
+
+    def claim_attempt(self, job_id: str, index: int) -> int:
+        """Count one more delivery of step `index` and return the count (1 on first delivery)."""
+        key = keys.attempts_key(job_id, index)
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.job_ttl_s)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def is_cancelled(self, job_id: str) -> bool:
+        """True once a cancel was requested."""
+        return bool(self.redis.exists(keys.job_key(job_id, "cancel")))
+
+    def set_state(self, job_id: str, state: JobState) -> None:
+        """Record the job's state."""
+        self.redis.hset(keys.job_key(job_id, "status"), mapping={"state": state.value, "updated_at": time.time()})
+
+    def _touch_status(self, job_id: str, steps_done: int) -> None:
+        status = keys.job_key(job_id, "status")
+        pipe = self.redis.pipeline()
+        pipe.hset(status, mapping={"state": JobState.RUNNING.value, "updated_at": time.time()})
+        pipe.hset(status, "steps_done", steps_done)
+        pipe.execute()
+
+    def put_result(self, result: JobResult, steps: int) -> tuple[JobResult, bool]:
+        """Store the result once, set the final state, and start the retention clock on every key."""
+        key = keys.job_key(result.job_id, "result")
+        won = bool(self.redis.set(key, result.model_dump_json(), nx=True))
+        if not won:
+            raw = self.redis.get(key)
+            assert raw is not None
+            return decode(JobResult, raw), False
+        self.set_state(result.job_id, result.state)
+        pipe = self.redis.pipeline()
+        for k in keys.job_keys(result.job_id, steps):
+            pipe.expire(k, self.job_ttl_s)
+        pipe.execute()
+        return result, True
