@@ -1,0 +1,154 @@
+"""Shared fixtures: a real Redis on dedicated databases and real Celery worker processes.
+
+Redis absent: the integration tests are skipped locally and fail in CI (CI=true).
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from producer.client import JobClient
+from producer.settings import ProducerSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_HOST = os.environ.get("BTQ_TEST_REDIS", "redis://127.0.0.1:6379")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05
+) -> object:
+    """Poll `predicate` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)  # poll interval of a bounded wait
+
+
+def redis_url(db: int) -> str:
+    """URL of test database `db`; skips (locally) or fails (CI) when Redis does not answer."""
+    url = f"{REDIS_HOST}/{db}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is required in CI and does not answer at {url}: {exc}")
+        pytest.skip(f"Redis does not answer at {url}")
+    return url
+
+
+@dataclass
+class Fleet:
+    """Worker processes serving one Redis database and queue."""
+
+    url: str
+    queue: str
+    artifact_dir: str
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def client(self) -> JobClient:
+        return JobClient(ProducerSettings(redis_url=self.url, queue=self.queue))
+
+    def start(self, name: str, pool: str = "prefork") -> None:
+        env = {
+            **os.environ,
+            "BTQ_REDIS_URL": self.url,
+            "BTQ_QUEUE": self.queue,
+            "BTQ_IMPORTS": '["tests.fixture_registry"]',
+            "BTQ_ARTIFACT_DIR": self.artifact_dir,
+            "PYTHONPATH": str(ROOT),
+            **self.extra_env,
+        }
+        log = Path(self.artifact_dir) / f"{name}.log"
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.main",
+            "worker",
+            "-Q",
+            self.queue,
+            "-c",
+            "1",
+            "--pool",
+            pool,
+            "-l",
+            "info",
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+        self.procs[name] = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        )
+        self.logs[name] = log
+
+    def wait_ready(self, names: list[str], timeout_s: float = 60) -> None:
+        def ready() -> bool:
+            for name in names:
+                if self.procs[name].poll() is not None:
+                    raise AssertionError(f"worker {name} exited:\n{self.logs[name].read_text()[-3000:]}")
+            return all("ready." in self.logs[n].read_text() for n in names)
+
+        wait_until(ready, timeout_s, f"workers {names} ready", interval_s=0.2)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@contextmanager
+def running_fleet(
+    db: int, queue: str, names: list[str], extra_env: dict[str, str] | None = None
+) -> Iterator[Fleet]:
+    """Flush test database `db`, start one worker process per name on it, stop them afterwards."""
+    url = redis_url(db)
+    redis.Redis.from_url(url).flushdb()
+    with tempfile.TemporaryDirectory(prefix="btq-test-") as tmp:
+        fleet = Fleet(url=url, queue=queue, artifact_dir=tmp, extra_env=extra_env or {})
+        try:
+            for name in names:
+                fleet.start(name)
+            fleet.wait_ready(names)
+            wait_until(lambda: redis.Redis.from_url(url).exists("btq:manifest"), 30, "manifest")
+            yield fleet
+        finally:
+            fleet.stop()
+
+
+@pytest.fixture(scope="session")
+def fleet() -> Iterator[Fleet]:
+    """Two worker processes on database 1, shared by the integration tests."""
+    with running_fleet(1, "btq-test", ["wa", "wb"]) as f:
+        yield f
+
+
+@pytest.fixture
+def client(fleet: Fleet) -> JobClient:
+    """A producer client for the shared fleet."""
+    return fleet.client()

@@ -1,0 +1,77 @@
+"""The registry the test workers import (settings `imports`), as a user's module would be."""
+
+import random
+from typing import Any
+
+import dspy
+from dspy.clients.provider import Provider
+from dspy.teleprompt.teleprompt import Teleprompter
+
+from worker.registry import Registry, WorkerResources
+from worker.simulated import simulated_lm
+
+
+class TwoStep(dspy.Module):
+    """A two-predictor program: a draft, then a checked answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.draft = dspy.Predict("question -> answer")
+        self.check = dspy.Predict("question, draft -> answer")
+
+    def forward(self, question: str) -> dspy.Prediction:
+        draft = self.draft(question=question).answer
+        return self.check(question=question, draft=draft)
+
+
+class FailingOptimizer(Teleprompter):
+    """An optimizer that always raises: injects a failure at a chosen strategy step."""
+
+    def __init__(self, message: str = "injected failure") -> None:
+        self.message = message
+
+    def compile(self, student: dspy.Module, *, trainset: list[dspy.Example], **_: Any) -> dspy.Module:
+        raise RuntimeError(self.message)
+
+
+def splits(seed: int = 11, size: int = 40) -> dict[str, list[dspy.Example]]:
+    """Arithmetic examples: train / val / test."""
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(size + 20):
+        a, b, op = rng.randint(2, 60), rng.randint(2, 60), rng.choice("+-*")
+        value = a + b if op == "+" else a - b if op == "-" else a * b
+        examples.append(
+            dspy.Example(question=f"What is {a} {op} {b}?", answer=str(value)).with_inputs("question")
+        )
+    return {"train": examples[:size], "val": examples[size : size + 10], "test": examples[size + 10 :]}
+
+
+def exact(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:
+    """Exact answer match."""
+    return str(getattr(prediction, "answer", "")).strip() == str(example.answer).strip()
+
+
+def lm_for(name: str, resources: WorkerResources | None = None) -> dspy.BaseLM:
+    """Build one of the test LMs (the in-process reference calls this too)."""
+    artifacts = resources.artifacts if resources else None
+    if name == "t.sim":
+        return simulated_lm("sim/t-small", task="arith", artifacts=artifacts)
+    if name == "t.sim_slow":
+        return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=25)
+    if name == "t.sim_fixed":
+        lm = simulated_lm("sim/t-fixed", task="arith", finetunable=False)
+        assert isinstance(lm.provider, Provider)
+        return lm
+    raise KeyError(name)
+
+
+def register(registry: Registry) -> None:
+    """Register the test programs, metric, LMs, dataset and the failing optimizer."""
+    registry.program("t.qa", lambda: dspy.Predict("question -> answer"))
+    registry.program("t.two", TwoStep)
+    registry.metric("t.exact", exact)
+    registry.dataset("t.arith", splits)
+    for name in ("t.sim", "t.sim_slow", "t.sim_fixed"):
+        registry.lm(name, lambda resources, name=name: lm_for(name, resources))
+    registry.optimizer(FailingOptimizer)

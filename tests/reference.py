@@ -1,0 +1,84 @@
+"""In-process dspy.BetterTogether on the same inputs as a job spec: the parity reference.
+
+Built directly from dspy and the fixture registry (not through the worker's code), so a parity test
+compares the distributed system with dspy itself.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import dspy
+from dspy import teleprompt
+
+from tests import fixture_registry as reg
+
+
+@dataclass
+class Reference:
+    """What in-process BetterTogether returned, in comparable form."""
+
+    candidates: list[tuple[str, float | None, str]]
+    best: tuple[str, float | None, str]
+    flag: bool
+
+
+def canonical(state: dict[str, Any]) -> str:
+    """Program state as canonical JSON text."""
+    return json.dumps(state, sort_keys=True)
+
+
+def _examples(source: Any, input_keys: list[str] | None) -> list[dspy.Example] | None:
+    if source is None:
+        return None
+    if isinstance(source, dict):
+        return reg.splits()[source["split"]]
+    return [dspy.Example(**r).with_inputs(*(input_keys or [])) for r in source]
+
+
+def _optimizer(cls_name: str, kwargs: dict[str, Any], metric: Any) -> Any:
+    cls = reg.FailingOptimizer if cls_name == "FailingOptimizer" else getattr(teleprompt, cls_name)
+    if cls is not reg.FailingOptimizer and "metric" not in kwargs:
+        kwargs = {**kwargs, "metric": metric}
+    return cls(**kwargs)
+
+
+def run_reference(spec: dict[str, Any]) -> Reference:
+    """Run `dspy.BetterTogether(...).compile(...)` in this process for a job spec dict."""
+    lm = reg.lm_for(spec["lm"])
+    programs = {"t.qa": lambda: dspy.Predict("question -> answer"), "t.two": reg.TwoStep}
+    student = programs[spec["program"]["name"]]()
+    student.set_lm(lm)
+    metric = reg.exact
+    optimizers = {
+        k: _optimizer(o["optimizer"], o.get("kwargs", {}), metric)
+        for k, o in spec.get("optimizers", {}).items()
+    }
+    options = {
+        k: spec[k]
+        for k in (
+            "num_threads",
+            "max_errors",
+            "provide_traceback",
+            "valset_ratio",
+            "shuffle_trainset_between_steps",
+        )
+        if k in spec
+    }
+    with dspy.context(lm=lm):
+        bt = dspy.BetterTogether(metric=metric, **optimizers)
+        out = bt.compile(
+            student,
+            trainset=_examples(spec["trainset"], spec.get("input_keys")),
+            valset=_examples(spec.get("valset"), spec.get("input_keys")),
+            seed=spec["seed"],
+            strategy=spec["strategy"],
+            optimizer_compile_args=spec.get("optimizer_compile_args"),
+            **options,
+        )
+    candidates = [
+        (c["strategy"], c["score"], canonical(c["program"].dump_state())) for c in out.candidate_programs
+    ]
+    # dspy returns the best candidate's program object itself; states alone can tie.
+    best = next(c for c, raw in zip(candidates, out.candidate_programs, strict=True) if raw["program"] is out)
+    return Reference(candidates=candidates, best=best, flag=out.flag_compilation_error_occurred)
