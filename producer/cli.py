@@ -20,8 +20,22 @@ def _client() -> JobClient:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Replace this process with a Celery worker for the btq tasks (settings from BTQ_ env)."""
     queue = ProducerSettings().queue
-    argv = [sys.executable, "-m", "celery", "-A", "worker.main", "worker", "-Q", queue,
-            "-l", args.loglevel, "-c", str(args.concurrency), "--pool", args.pool]
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.main",
+        "worker",
+        "-Q",
+        queue,
+        "-l",
+        args.loglevel,
+        "-c",
+        str(args.concurrency),
+        "--pool",
+        args.pool,
+    ]
     if args.name:
         argv += ["-n", args.name]
     os.execv(sys.executable, argv)
@@ -75,8 +89,11 @@ def cmd_result(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print a job's state and progress."""
     status = _client().status(args.job_id)
-    print(status.model_dump_json(indent=2) if args.json else
-          f"{status.job_id}: {status.state.value}, {status.steps_done}/{status.steps_total} steps")
+    print(
+        status.model_dump_json(indent=2)
+        if args.json
+        else f"{status.job_id}: {status.state.value}, {status.steps_done}/{status.steps_total} steps"
+    )
     return 0
 
 
@@ -102,7 +119,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `btq`."""
-    parser = argparse.ArgumentParser(prog="btq", description="Distributed dspy.BetterTogether on Celery + Redis")
+    parser = argparse.ArgumentParser(
+        prog="btq", description="Distributed dspy.BetterTogether on Celery + Redis"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
@@ -118,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("submit", cmd_submit)
     s.add_argument("file", help="job JSON file, or - for standard input")
     s.add_argument("--wait", action="store_true")
-    for name, fn in (("watch", cmd_watch), ("result", cmd_result), ("status", cmd_status), ("cancel", cmd_cancel)):
+    for name, fn in (
+        ("watch", cmd_watch),
+        ("result", cmd_result),
+        ("status", cmd_status),
+        ("cancel", cmd_cancel),
+    ):
         p = add(name, fn)
         p.add_argument("job_id")
         if name != "cancel":

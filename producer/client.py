@@ -59,7 +59,9 @@ class JobClient:
         """Return what the worker fleet registered."""
         raw = self.redis.get(keys.MANIFEST)
         if raw is None:
-            raise FleetUnavailableError("no worker has published its registry yet: start a worker (btq worker)")
+            raise FleetUnavailableError(
+                "no worker has published its registry yet: start a worker (btq worker)"
+            )
         return decode(RegistryManifest, raw)
 
     def validate(self, data: JobSpec | dict[str, Any] | str | bytes) -> JobSpec:
@@ -78,14 +80,26 @@ class JobClient:
         job_id = uuid.uuid4().hex
         steps = len(spec.steps())
         now = time.time()
-        submitted = JobEvent(type=EventType.JOB_SUBMITTED, job_id=job_id, at=now, steps_total=steps,
-                             strategy=spec.strategy, detail={"seed": spec.seed})
+        submitted = JobEvent(
+            type=EventType.JOB_SUBMITTED,
+            job_id=job_id,
+            at=now,
+            steps_total=steps,
+            strategy=spec.strategy,
+            detail={"seed": spec.seed},
+        )
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(keys.job_key(job_id, "spec"), spec.model_dump_json())
-        pipe.hset(keys.job_key(job_id, "status"), mapping={
-            "state": JobState.QUEUED.value, "steps_total": steps, "steps_done": 0,
-            "submitted_at": now, "updated_at": now,
-        })
+        pipe.hset(
+            keys.job_key(job_id, "status"),
+            mapping={
+                "state": JobState.QUEUED.value,
+                "steps_total": steps,
+                "steps_done": 0,
+                "submitted_at": now,
+                "updated_at": now,
+            },
+        )
         pipe.zadd(keys.JOBS_INDEX, {job_id: now})
         pipe.xadd(keys.job_key(job_id, "events"), {"event": submitted.model_dump_json()})
         pipe.xadd(keys.GLOBAL_EVENTS, {"event": submitted.model_dump_json()})
@@ -99,8 +113,10 @@ class JobClient:
 
     def _enqueue(self, job_id: str, steps: int) -> None:
         queue = self.settings.queue
-        step_sigs = [self.celery.signature(keys.TASK_STEP, args=(job_id, i), immutable=True, queue=queue)
-                     for i in range(steps + 1)]
+        step_sigs = [
+            self.celery.signature(keys.TASK_STEP, args=(job_id, i), immutable=True, queue=queue)
+            for i in range(steps + 1)
+        ]
         final = self.celery.signature(keys.TASK_FINALIZE, args=(job_id,), immutable=True, queue=queue)
         chain(*step_sigs, final).apply_async()
 
@@ -134,7 +150,9 @@ class JobClient:
             raise JobNotFoundError(job_id)
         return None
 
-    def events(self, job_id: str, after: Cursor = "0-0", count: int | None = None) -> list[tuple[Cursor, JobEvent]]:
+    def events(
+        self, job_id: str, after: Cursor = "0-0", count: int | None = None
+    ) -> list[tuple[Cursor, JobEvent]]:
         """Return the job's events after cursor `after` (replay from any point)."""
         start = "(" + after if after != "0-0" else "-"
         entries = self.redis.xrange(keys.job_key(job_id, "events"), min=start, max="+", count=count)
@@ -177,8 +195,9 @@ class JobClient:
             return False
         pipe = self.redis.pipeline()
         pipe.set(keys.job_key(job_id, "cancel"), "1", ex=7 * 24 * 3600)
-        event = JobEvent(type=EventType.CANCEL_REQUESTED, job_id=job_id, at=time.time(),
-                         steps_total=status.steps_total)
+        event = JobEvent(
+            type=EventType.CANCEL_REQUESTED, job_id=job_id, at=time.time(), steps_total=status.steps_total
+        )
         pipe.xadd(keys.job_key(job_id, "events"), {"event": event.model_dump_json()})
         pipe.execute()
         return True

@@ -28,8 +28,10 @@ DEMO_JOB: dict[str, Any] = {
     "metric": "demo.exact_match",
     "strategy": "p -> w -> p",
     "optimizers": {
-        "p": {"optimizer": "BootstrapFewShotWithRandomSearch",
-              "kwargs": {"num_candidate_programs": 3, "max_bootstrapped_demos": 3, "max_labeled_demos": 3}},
+        "p": {
+            "optimizer": "BootstrapFewShotWithRandomSearch",
+            "kwargs": {"num_candidate_programs": 3, "max_bootstrapped_demos": 3, "max_labeled_demos": 3},
+        },
         "w": {"optimizer": "BootstrapFinetune", "kwargs": {}},
     },
     "trainset": {"dataset": "demo.arithmetic", "split": "train"},
@@ -63,8 +65,10 @@ def redis_available(url: str) -> Iterator[str]:
     if server is None:
         raise FleetUnavailableError(f"no Redis answers at {url} and redis-server is not installed")
     port = _free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     local = f"redis://127.0.0.1:{port}/0"
     try:
         _wait_for(lambda: _answers(local), 10, "redis-server did not start")
@@ -82,8 +86,24 @@ def worker_process(url: str) -> Iterator[None]:
     env.setdefault("BTQ_ARTIFACT_DIR", os.path.join(tempfile.gettempdir(), "btq-demo-artifacts"))
     log = tempfile.NamedTemporaryFile(prefix="btq-demo-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.main", "worker", "-c", "1", "-l", "warning",
-         "-n", f"demo-{os.getpid()}@%h"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.main",
+            "worker",
+            "-c",
+            "1",
+            "-l",
+            "warning",
+            "-n",
+            f"demo-{os.getpid()}@%h",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     print(f"started a worker (pid {proc.pid}, log {log.name})")
     try:
         yield
@@ -110,6 +130,7 @@ def run_demo(timeout_s: float, strategy: str) -> int:
         client = JobClient(settings.model_copy(update={"redis_url": url}))
         started = time.time()
         with worker_process(url):
+
             def fresh_manifest() -> bool:
                 with suppress(FleetUnavailableError):
                     return client.manifest().published_at >= started

@@ -38,16 +38,24 @@ def event_line(event: JobEvent) -> str | None:
     if event.type is EventType.CANCEL_REQUESTED:
         return "cancel requested"
     if event.type.is_terminal:
-        best = f"best '{event.strategy}' score {event.score}" if event.strategy is not None else "no candidate"
-        flag = "  (a step failed: flag_compilation_error_occurred)" if event.detail.get(
-            "flag_compilation_error_occurred") else ""
+        best = (
+            f"best '{event.strategy}' score {event.score}" if event.strategy is not None else "no candidate"
+        )
+        flag = (
+            "  (a step failed: flag_compilation_error_occurred)"
+            if event.detail.get("flag_compilation_error_occurred")
+            else ""
+        )
         return f"{event.type.value}: {best}{flag}"
     return None
 
 
 def result_table(result: JobResult, out: TextIO = sys.stdout) -> None:
     """Print the ranked candidates, best marked, as BetterTogether's candidate_programs."""
-    print(f"job {result.job_id}: {result.state.value}, strategy '{result.strategy}', seed {result.seed}", file=out)
+    print(
+        f"job {result.job_id}: {result.state.value}, strategy '{result.strategy}', seed {result.seed}",
+        file=out,
+    )
     if result.flag_compilation_error_occurred and result.error:
         print(f"flag_compilation_error_occurred: {result.error.type}: {result.error.message}", file=out)
     print(f"{'rank':>4}  {'strategy':<28} {'score':>7}  step", file=out)

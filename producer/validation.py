@@ -20,17 +20,20 @@ def parse_spec(data: dict[str, Any] | str | bytes) -> JobSpec:
             return JobSpec.model_validate_json(data)
         return JobSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or _field_from_message(first["msg"])
+        # Of the alternatives a union tried, the deepest error is the one the sender meant.
+        errors = sorted(exc.errors(), key=lambda e: -len(_field_path(e["loc"])))
+        first = errors[0]
+        field = ".".join(_field_path(first["loc"]))
         message = first["msg"].removeprefix("Value error, ")
-        if ": " in message and not first["loc"]:
+        if not field and ": " in message:
             field, message = message.split(": ", 1)
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise JobValidationError(field, message + more) from exc
 
 
-def _field_from_message(message: str) -> str:
-    return message.removeprefix("Value error, ").split(":", 1)[0]
+def _field_path(loc: tuple[int | str, ...]) -> list[str]:
+    """Drop the union-member tags pydantic puts in error locations ('LiteLLMSpec', 'list[...]')."""
+    return [str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or "-" in p))]
 
 
 def validate_against(spec: JobSpec, manifest: RegistryManifest, max_examples: int) -> None:
@@ -54,7 +57,9 @@ def validate_against(spec: JobSpec, manifest: RegistryManifest, max_examples: in
 
 def _known(field: str, name: str, entries: dict[str, Any] | list[str]) -> None:
     if name not in entries:
-        raise JobValidationError(field, f"{name!r} is not registered on the workers (known: {sorted(entries)})")
+        raise JobValidationError(
+            field, f"{name!r} is not registered on the workers (known: {sorted(entries)})"
+        )
 
 
 def _check_program(field: str, ref: ProgramRef, manifest: RegistryManifest) -> None:
@@ -75,12 +80,16 @@ def _check_examples(
         _known(f"{field}.dataset", source.dataset, manifest.datasets)
         if source.split not in manifest.datasets[source.dataset]:
             splits = manifest.datasets[source.dataset]
-            raise JobValidationError(f"{field}.split", f"dataset {source.dataset!r} has no split {source.split!r} (has {splits})")
+            raise JobValidationError(
+                f"{field}.split", f"dataset {source.dataset!r} has no split {source.split!r} (has {splits})"
+            )
         return
     if len(source) > max_examples:
         raise JobValidationError(field, f"{len(source)} examples exceed the limit of {max_examples}")
     if not spec.input_keys:
-        raise JobValidationError("input_keys", f"required when {field} is given inline (which fields are inputs?)")
+        raise JobValidationError(
+            "input_keys", f"required when {field} is given inline (which fields are inputs?)"
+        )
     for i, record in enumerate(source):
         missing = [k for k in spec.input_keys if k not in record]
         if missing:
@@ -106,7 +115,9 @@ def _check_optimizer_kwargs(field: str, kwargs: dict[str, Any], cls: str, manife
     if not signature.init_var_kwargs:
         unknown = sorted(set(kwargs) - set(signature.init_params))
         if unknown:
-            raise JobValidationError(f"{field}.kwargs", f"{cls}() does not accept {unknown}; it accepts {signature.init_params}")
+            raise JobValidationError(
+                f"{field}.kwargs", f"{cls}() does not accept {unknown}; it accepts {signature.init_params}"
+            )
     _check_refs(f"{field}.kwargs", kwargs, manifest)
 
 
@@ -131,10 +142,13 @@ def _check_compile_args(
     invalid = sorted(set(args) - set(accepted))
     if invalid:
         raise JobValidationError(
-            field, f"Invalid compile arguments for optimizer '{key}': {invalid}. {cls}.compile() accepts: {accepted}"
+            field,
+            f"Invalid compile arguments for optimizer '{key}': {invalid}. {cls}.compile() accepts: {accepted}",
         )
     if cls == "GEPA" and spec.teacher is not None:
-        raise JobValidationError("teacher", "GEPA does not accept a teacher argument. Please remove the teacher argument.")
+        raise JobValidationError(
+            "teacher", "GEPA does not accept a teacher argument. Please remove the teacher argument."
+        )
     for name in ("trainset", "valset"):
         if name in args:
             records = args[name]

@@ -6,7 +6,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlparse
 
 
 def content_name(prefix: str, *parts: Any) -> str:
@@ -31,11 +32,10 @@ class LocalArtifactStore:
 
     def path(self, name: str) -> Path:
         """Return where artifact `name` lives (it may not exist yet)."""
-        safe = name.replace("/", "__").replace(":", "_")
-        return self.root / safe
+        return self.root / safe_artifact_name(name)
 
     def exists(self, name: str) -> bool:
-        """True when artifact `name` has been published."""
+        """Return True when artifact `name` has been published."""
         return self.path(name).is_dir()
 
     def publish_files(self, name: str, files: dict[str, bytes]) -> Path:
@@ -57,3 +57,160 @@ class LocalArtifactStore:
             if not final.is_dir():
                 raise
         return final
+
+    def fetch(self, name: str) -> Path:
+        """Return the local directory of published artifact `name`.
+
+        Raises:
+            FileNotFoundError: `name` has not been published.
+
+        """
+        final = self.path(name)
+        if not final.is_dir():
+            raise FileNotFoundError(f"artifact {name!r} is not published in {self.root}")
+        return final
+
+    def publish_dir(self, name: str, source: str | os.PathLike[str]) -> Path:
+        """Publish the files under directory `source` as artifact `name`; a no-op if it exists."""
+        final = self.path(name)
+        if final.is_dir():
+            return final
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            shutil.copytree(source, staging, dirs_exist_ok=True)
+            os.rename(staging, final)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not final.is_dir():
+                raise
+        return final
+
+
+def safe_artifact_name(name: str) -> str:
+    """Return `name` as one path component (model names contain '/' and ':')."""
+    return name.replace("/", "__").replace(":", "_")
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """What every artifact store offers: publish once, atomically; fetch to a local directory."""
+
+    def exists(self, name: str) -> bool:
+        """Return True when artifact `name` has been published completely."""
+        ...
+
+    def path(self, name: str) -> Path:
+        """Return the local directory artifact `name` is (or would be) read from."""
+        ...
+
+    def fetch(self, name: str) -> Path:
+        """Return a local directory holding published artifact `name`."""
+        ...
+
+    def publish_files(self, name: str, files: dict[str, bytes]) -> Path:
+        """Publish `files` (relative name -> content) as artifact `name`."""
+        ...
+
+    def publish_dir(self, name: str, source: str | os.PathLike[str]) -> Path:
+        """Publish the files under directory `source` as artifact `name`."""
+        ...
+
+
+COMPLETE_MARKER = ".complete"
+"""Written last by `FsspecArtifactStore`: object stores cannot rename, so this marks a whole artifact."""
+
+
+class FsspecArtifactStore:
+    """An artifact store at any fsspec URL (`s3://bucket/prefix`, `gs://...`, `memory://...`).
+
+    Object stores cannot rename a directory, so publication uploads every file and then writes
+    `COMPLETE_MARKER`; readers treat an artifact without it as absent. Two workers publishing the same
+    content-addressed name upload identical bytes, so a race is harmless. Reads are fetched once into
+    a local cache directory (staged and renamed, so a local reader also sees all or nothing).
+    """
+
+    def __init__(self, url: str, cache_dir: str | os.PathLike[str] | None = None) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        self.fs, self._root = fsspec.core.url_to_fs(self.url)
+        default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "btq" / "artifacts"
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:12]
+        self.cache = Path(cache_dir) if cache_dir is not None else default_cache / digest
+
+    def _remote(self, name: str, rel: str = "") -> str:
+        base = f"{self._root}/{safe_artifact_name(name)}"
+        return f"{base}/{rel}" if rel else base
+
+    def exists(self, name: str) -> bool:
+        """Return True when artifact `name` has been published completely (its marker is there)."""
+        return bool(self.fs.exists(self._remote(name, COMPLETE_MARKER)))
+
+    def path(self, name: str) -> Path:
+        """Return the local cache directory `fetch` puts artifact `name` in (it may not exist yet)."""
+        return self.cache / safe_artifact_name(name)
+
+    def fetch(self, name: str) -> Path:
+        """Download artifact `name` into the local cache once and return that directory.
+
+        Raises:
+            FileNotFoundError: `name` has not been published completely.
+
+        """
+        final = self.path(name)
+        if final.is_dir():
+            return final
+        if not self.exists(name):
+            raise FileNotFoundError(f"artifact {name!r} is not published at {self.url}")
+        self.cache.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.cache))
+        try:
+            prefix = self._remote(name)
+            for remote in self.fs.find(prefix):
+                rel = remote[len(prefix) :].lstrip("/")
+                if rel == COMPLETE_MARKER:
+                    continue
+                target = staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(remote, str(target))
+            os.rename(staging, final)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not final.is_dir():
+                raise
+        return final
+
+    def publish_files(self, name: str, files: dict[str, bytes]) -> Path:
+        """Upload `files` (relative name -> content) as artifact `name`; a no-op if it exists."""
+        if not self.exists(name):
+            for rel, content in files.items():
+                self.fs.pipe_file(self._remote(name, rel), content)
+            self.fs.pipe_file(self._remote(name, COMPLETE_MARKER), b"")
+        return self.path(name)
+
+    def publish_dir(self, name: str, source: str | os.PathLike[str]) -> Path:
+        """Upload the files under directory `source` as artifact `name`; a no-op if it exists."""
+        if not self.exists(name):
+            root = Path(source)
+            for file in sorted(p for p in root.rglob("*") if p.is_file()):
+                remote = self._remote(name, file.relative_to(root).as_posix())
+                self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
+                self.fs.put_file(str(file), remote)
+            self.fs.pipe_file(self._remote(name, COMPLETE_MARKER), b"")
+        return self.path(name)
+
+
+def store_from_url(
+    url: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+) -> LocalArtifactStore | FsspecArtifactStore:
+    """Return the artifact store for `url`: a plain path or `file://` URL gives a `LocalArtifactStore`.
+
+    Any other scheme (`s3://`, `gs://`, `memory://`, ...) gives an `FsspecArtifactStore`; its
+    filesystem package (e.g. `s3fs`) must be installed.
+    """
+    text = os.fspath(url)
+    parsed = urlparse(text)
+    if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return LocalArtifactStore(parsed.path if parsed.scheme == "file" else text)
+    return FsspecArtifactStore(text, cache_dir=cache_dir)
