@@ -5,10 +5,14 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 .PHONY: install lint format mypy test test-slow bench demo all
 
-install:
+# Idempotent: a stamp file skips pip when pyproject.toml has not changed since the last install.
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -19,7 +23,8 @@ format:
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test:
+test: install
+	scripts/ensure-redis.sh
 	$(VENV)/bin/pytest -q
 
 test-slow:
@@ -28,7 +33,7 @@ test-slow:
 bench:
 	$(PY) -m bench
 
-demo:
+demo: install
 	$(VENV)/bin/btq demo
 
 all: lint test

@@ -119,9 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `btq`."""
-    parser = argparse.ArgumentParser(
-        prog="btq", description="Distributed dspy.BetterTogether on Celery + Redis"
-    )
+    parser = argparse.ArgumentParser(prog="btq", description="Distributed dspy.BetterTogether on Celery + Redis")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import Celery, chain
@@ -40,10 +40,14 @@ def celery_client(settings: ProducerSettings) -> Celery:
     return app
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class JobClient:
     """Talks to one Redis database holding jobs; safe to share across threads."""
 
-    def __init__(self, settings: ProducerSettings, client: "redis.Redis[bytes] | None" = None) -> None:
+    def __init__(self, settings: ProducerSettings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = client or redis.Redis.from_url(settings.redis_url)
         self._celery: Celery | None = None
@@ -59,9 +63,7 @@ class JobClient:
         """Return what the worker fleet registered."""
         raw = self.redis.get(keys.MANIFEST)
         if raw is None:
-            raise FleetUnavailableError(
-                "no worker has published its registry yet: start a worker (btq worker)"
-            )
+            raise FleetUnavailableError("no worker has published its registry yet: start a worker (btq worker)")
         return decode(RegistryManifest, raw)
 
     def validate(self, data: JobSpec | dict[str, Any] | str | bytes) -> JobSpec:
@@ -131,7 +133,7 @@ class JobClient:
         raw = self.redis.hgetall(keys.job_key(job_id, "status"))
         if not raw:
             raise JobNotFoundError(job_id)
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields = {_text(k): _text(v) for k, v in raw.items()}
         return JobStatus(
             job_id=job_id,
             state=JobState(fields["state"]),
@@ -150,13 +152,11 @@ class JobClient:
             raise JobNotFoundError(job_id)
         return None
 
-    def events(
-        self, job_id: str, after: Cursor = "0-0", count: int | None = None
-    ) -> list[tuple[Cursor, JobEvent]]:
+    def events(self, job_id: str, after: Cursor = "0-0", count: int | None = None) -> list[tuple[Cursor, JobEvent]]:
         """Return the job's events after cursor `after` (replay from any point)."""
         start = "(" + after if after != "0-0" else "-"
-        entries = self.redis.xrange(keys.job_key(job_id, "events"), min=start, max="+", count=count)
-        return [(eid.decode(), decode(JobEvent, data[b"event"])) for eid, data in entries]
+        entries = cast(list[Any], self.redis.xrange(keys.job_key(job_id, "events"), min=start, max="+", count=count))
+        return [(_text(eid), decode(JobEvent, data[b"event"])) for eid, data in entries]
 
     def follow(self, job_id: str, timeout_s: float, after: Cursor = "0-0") -> Iterator[JobEvent]:
         """Yield the job's events as they arrive (replaying first), until a terminal event or timeout."""
@@ -167,10 +167,12 @@ class JobClient:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 raise JobTimeoutError(f"job {job_id} did not finish within {timeout_s}s")
-            batches = self.redis.xread({stream: cursor}, block=min(remaining_ms, 1000), count=100)
-            for _, entries in batches or []:
+            batches = cast(
+                list[Any], self.redis.xread({stream: cursor}, block=min(remaining_ms, 1000), count=100) or []
+            )
+            for _, entries in batches:
                 for eid, data in entries:
-                    cursor = eid.decode()
+                    cursor = _text(eid)
                     event = decode(JobEvent, data[b"event"])
                     yield event
                     if event.type.is_terminal:
@@ -195,9 +197,7 @@ class JobClient:
             return False
         pipe = self.redis.pipeline()
         pipe.set(keys.job_key(job_id, "cancel"), "1", ex=7 * 24 * 3600)
-        event = JobEvent(
-            type=EventType.CANCEL_REQUESTED, job_id=job_id, at=time.time(), steps_total=status.steps_total
-        )
+        event = JobEvent(type=EventType.CANCEL_REQUESTED, job_id=job_id, at=time.time(), steps_total=status.steps_total)
         pipe.xadd(keys.job_key(job_id, "events"), {"event": event.model_dump_json()})
         pipe.execute()
         return True

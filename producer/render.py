@@ -19,35 +19,56 @@ def bar(done: int, total: int, width: int = 20) -> str:
     return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total}"
 
 
-def event_line(event: JobEvent) -> str | None:
-    """Return the line one event prints in `btq watch`, or None for events shown only as progress."""
-    label = event.strategy or "baseline" if event.step_index is not None else event.strategy or ""
-    if event.type is EventType.JOB_SUBMITTED:
-        return f"job {event.job_id}  strategy '{event.strategy}'  seed {event.detail.get('seed')}"
-    if event.type is EventType.STEP_STARTED:
-        attempt = f" (attempt {event.attempt})" if event.attempt and event.attempt > 1 else ""
-        return f"{bar(max(0, (event.step_index or 0) - 1), event.steps_total)}  running  {label:<24} on {event.worker}{attempt}"
-    if event.type in _MARKS:
-        done = event.step_index or 0
-        score = "-" if event.score is None else f"{event.score:6.2f}"
-        took = f"{event.duration_s:7.2f}s" if event.duration_s is not None else ""
-        err = f"  {event.error.type}: {event.error.message}" if event.error else ""
-        return f"{bar(done, event.steps_total)}  {_MARKS[event.type]:<8} {label:<24} score {score} {took}  {event.worker}{err}"
-    if event.type is EventType.STEP_PROGRESS:
-        return f"    {label}: " + ", ".join(f"{k}={v}" for k, v in event.detail.items())
-    if event.type is EventType.CANCEL_REQUESTED:
-        return "cancel requested"
-    if event.type.is_terminal:
-        best = (
-            f"best '{event.strategy}' score {event.score}" if event.strategy is not None else "no candidate"
-        )
-        flag = (
-            "  (a step failed: flag_compilation_error_occurred)"
-            if event.detail.get("flag_compilation_error_occurred")
-            else ""
-        )
-        return f"{event.type.value}: {best}{flag}"
-    return None
+def _label(event: JobEvent) -> str:
+    return event.strategy or "baseline"
+
+
+def _started(event: JobEvent) -> str:
+    attempt = f" (attempt {event.attempt})" if event.attempt and event.attempt > 1 else ""
+    done = max(0, (event.step_index or 0) - 1)
+    return f"{bar(done, event.steps_total)}  running  {_label(event):<24} on {event.worker}{attempt}"
+
+
+def _finished_step(event: JobEvent) -> str:
+    score = "-" if event.score is None else f"{event.score:6.2f}"
+    took = f"{event.duration_s:7.2f}s" if event.duration_s is not None else ""
+    err = f"  {event.error.type}: {event.error.message}" if event.error else ""
+    mark = _MARKS[event.type]
+    return f"{bar(event.step_index or 0, event.steps_total)}  {mark:<8} {_label(event):<24} score {score} {took}  {event.worker}{err}"
+
+
+def _finished_job(event: JobEvent) -> str:
+    best = f"best '{event.strategy}' score {event.score}" if event.strategy is not None else "no candidate"
+    flagged = event.detail.get("flag_compilation_error_occurred")
+    flag = "  (a step failed: flag_compilation_error_occurred)" if flagged else ""
+    return f"{event.type.value}: {best}{flag}"
+
+
+def _submitted(event: JobEvent) -> str:
+    return f"job {event.job_id}  strategy '{event.strategy}'  seed {event.detail.get('seed')}"
+
+
+def _progress(event: JobEvent) -> str:
+    return f"    {_label(event)}: " + ", ".join(f"{k}={v}" for k, v in event.detail.items())
+
+
+_LINES = {
+    EventType.JOB_SUBMITTED: _submitted,
+    EventType.STEP_STARTED: _started,
+    EventType.STEP_PROGRESS: _progress,
+    EventType.STEP_SUCCEEDED: _finished_step,
+    EventType.STEP_FAILED: _finished_step,
+    EventType.STEP_SKIPPED: _finished_step,
+    EventType.CANCEL_REQUESTED: lambda _: "cancel requested",
+    EventType.JOB_SUCCEEDED: _finished_job,
+    EventType.JOB_FAILED: _finished_job,
+    EventType.JOB_CANCELLED: _finished_job,
+}
+
+
+def event_line(event: JobEvent) -> str:
+    """Return the line one event prints in `btq watch`."""
+    return _LINES[event.type](event)
 
 
 def result_table(result: JobResult, out: TextIO = sys.stdout) -> None:

@@ -57,9 +57,7 @@ def validate_against(spec: JobSpec, manifest: RegistryManifest, max_examples: in
 
 def _known(field: str, name: str, entries: dict[str, Any] | list[str]) -> None:
     if name not in entries:
-        raise JobValidationError(
-            field, f"{name!r} is not registered on the workers (known: {sorted(entries)})"
-        )
+        raise JobValidationError(field, f"{name!r} is not registered on the workers (known: {sorted(entries)})")
 
 
 def _check_program(field: str, ref: ProgramRef, manifest: RegistryManifest) -> None:
@@ -87,9 +85,7 @@ def _check_examples(
     if len(source) > max_examples:
         raise JobValidationError(field, f"{len(source)} examples exceed the limit of {max_examples}")
     if not spec.input_keys:
-        raise JobValidationError(
-            "input_keys", f"required when {field} is given inline (which fields are inputs?)"
-        )
+        raise JobValidationError("input_keys", f"required when {field} is given inline (which fields are inputs?)")
     for i, record in enumerate(source):
         missing = [k for k in spec.input_keys if k not in record]
         if missing:

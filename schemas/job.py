@@ -117,14 +117,10 @@ class JobSpec(VersionedModel):
         known = self.optimizer_keys()
         invalid = [s for s in self.steps() if s not in known]
         if invalid:
-            raise ValueError(
-                f"strategy: Strategy contains invalid optimizer keys: {invalid}. Valid keys are: {known}"
-            )
+            raise ValueError(f"strategy: Strategy contains invalid optimizer keys: {invalid}. Valid keys are: {known}")
         for key, args in (self.optimizer_compile_args or {}).items():
             if key not in known:
-                raise ValueError(
-                    f"optimizer_compile_args: Invalid optimizer key '{key}'. Valid keys are: {known}"
-                )
+                raise ValueError(f"optimizer_compile_args: Invalid optimizer key '{key}'. Valid keys are: {known}")
             if "student" in args:
                 raise ValueError(
                     f"optimizer_compile_args.{key}: 'student' is not allowed in optimizer_compile_args for "

@@ -24,9 +24,7 @@ REDIS_HOST = os.environ.get("BTQ_TEST_REDIS", "redis://127.0.0.1:6379")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
-def wait_until(
-    predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05
-) -> object:
+def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05) -> object:
     """Poll `predicate` until it returns something truthy; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -96,9 +94,7 @@ class Fleet:
             "--without-mingle",
             "--without-heartbeat",
         ]
-        self.procs[name] = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-        )
+        self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         self.logs[name] = log
 
     def wait_ready(self, names: list[str], timeout_s: float = 60) -> None:
@@ -123,9 +119,7 @@ class Fleet:
 
 
 @contextmanager
-def running_fleet(
-    db: int, queue: str, names: list[str], extra_env: dict[str, str] | None = None
-) -> Iterator[Fleet]:
+def running_fleet(db: int, queue: str, names: list[str], extra_env: dict[str, str] | None = None) -> Iterator[Fleet]:
     """Flush test database `db`, start one worker process per name on it, stop them afterwards."""
     url = redis_url(db)
     redis.Redis.from_url(url).flushdb()

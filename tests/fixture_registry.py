@@ -41,9 +41,7 @@ def splits(seed: int = 11, size: int = 40) -> dict[str, list[dspy.Example]]:
     for _ in range(size + 20):
         a, b, op = rng.randint(2, 60), rng.randint(2, 60), rng.choice("+-*")
         value = a + b if op == "+" else a - b if op == "-" else a * b
-        examples.append(
-            dspy.Example(question=f"What is {a} {op} {b}?", answer=str(value)).with_inputs("question")
-        )
+        examples.append(dspy.Example(question=f"What is {a} {op} {b}?", answer=str(value)).with_inputs("question"))
     return {"train": examples[:size], "val": examples[size : size + 10], "test": examples[size + 10 :]}
 
 

@@ -51,8 +51,7 @@ def run_reference(spec: dict[str, Any]) -> Reference:
     student.set_lm(lm)
     metric = reg.exact
     optimizers = {
-        k: _optimizer(o["optimizer"], o.get("kwargs", {}), metric)
-        for k, o in spec.get("optimizers", {}).items()
+        k: _optimizer(o["optimizer"], o.get("kwargs", {}), metric) for k, o in spec.get("optimizers", {}).items()
     }
     options = {
         k: spec[k]
@@ -76,9 +75,7 @@ def run_reference(spec: dict[str, Any]) -> Reference:
             optimizer_compile_args=spec.get("optimizer_compile_args"),
             **options,
         )
-    candidates = [
-        (c["strategy"], c["score"], canonical(c["program"].dump_state())) for c in out.candidate_programs
-    ]
+    candidates = [(c["strategy"], c["score"], canonical(c["program"].dump_state())) for c in out.candidate_programs]
     # dspy returns the best candidate's program object itself; states alone can tie.
     best = next(c for c, raw in zip(candidates, out.candidate_programs, strict=True) if raw["program"] is out)
     return Reference(candidates=candidates, best=best, flag=out.flag_compilation_error_occurred)

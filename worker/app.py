@@ -35,7 +35,7 @@ def create_app(settings: WorkerSettings) -> Celery:
     runtime = WorkerRuntime(settings)
     _register_tasks(app, runtime)
 
-    @worker_ready.connect(weak=False)
+    @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def _publish(sender: Any = None, **_: Any) -> None:
         runtime.publish_manifest(getattr(sender, "hostname", None) or worker_name())
 

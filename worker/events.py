@@ -20,7 +20,7 @@ def worker_name() -> str:
 class EventEmitter:
     """Emits events for one Redis database."""
 
-    def __init__(self, client: "redis.Redis[bytes]", job_maxlen: int, global_maxlen: int) -> None:
+    def __init__(self, client: redis.Redis, job_maxlen: int, global_maxlen: int) -> None:
         self.redis = client
         self.job_maxlen = job_maxlen
         self.global_maxlen = global_maxlen

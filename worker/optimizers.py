@@ -65,4 +65,3 @@ def _from_spec(
 
 def _accepts(cls: type[Teleprompter], name: str) -> bool:
     return name in inspect.signature(cls.__init__).parameters
-

@@ -15,12 +15,12 @@ import dspy
 from dspy.teleprompt import (
     COPRO,
     GEPA,
-    MIPROv2,
     SIMBA,
     BootstrapFewShot,
     BootstrapFewShotWithRandomSearch,
     BootstrapFinetune,
     LabeledFewShot,
+    MIPROv2,
 )
 from dspy.teleprompt.teleprompt import Teleprompter
 

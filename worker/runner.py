@@ -149,7 +149,12 @@ def _optimize_and_evaluate(
     launch_lms(student)
     pred_lms_before = [pred.lm for pred in student.predictors()]
     student._compiled = False
-    potential = {"trainset": trainset, "teacher": job.teachers(), "valset": job.valset, **job.compile_args(key)}
+    potential = {
+        "trainset": trainset,
+        "teacher": job.teachers(),
+        "valset": job.valset,
+        **job.compile_args(key),
+    }
     accepted = set(inspect.signature(optimizer.compile).parameters)
     compile_start = time.time()
     student = optimizer.compile(student, **{k: v for k, v in potential.items() if k in accepted})

@@ -116,9 +116,7 @@ class StepService:
             return StepOutcome.FAILED, ErrorRecord(type="WorkerLostError", message=message)
         return None
 
-    def _execute(
-        self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int
-    ) -> StepRecord:
+    def _execute(self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int) -> StepRecord:
         hooks = StepHooks(is_cancelled=self._cancel_check(job_id), worker=self.worker, attempt=attempt)
         try:
             job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)

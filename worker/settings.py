@@ -27,7 +27,5 @@ class WorkerSettings(BaseSettings):
     lm_api_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="LiteLLM provider prefix (e.g. 'openai') -> API key"
     )
-    lm_api_bases: dict[str, str] = Field(
-        default_factory=dict, description="LiteLLM provider prefix -> API base URL"
-    )
+    lm_api_bases: dict[str, str] = Field(default_factory=dict, description="LiteLLM provider prefix -> API base URL")
     allow_litellm_models: bool = True

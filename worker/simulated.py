@@ -84,12 +84,15 @@ class SimulatedEngine:
         """Answer one request; the text depends only on the model name and the prompt."""
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
-        system = request.system if isinstance(request.system, str) else "".join(
-            getattr(p, "text", "") for p in (request.system or ())
+        system = (
+            request.system
+            if isinstance(request.system, str)
+            else "".join(getattr(p, "text", "") for p in (request.system or ()))
         )
         messages = [m.text or "" for m in request.messages]
         demos = sum(1 for m in request.messages if m.role == "assistant")
-        outputs = _FIELD_NAME.findall((_OUTPUT_FIELDS.search(system) or re.match("", "")).group(1) or "")
+        declared = _OUTPUT_FIELDS.search(system)
+        outputs = _FIELD_NAME.findall(declared.group(1)) if declared else []
         inputs = dict(_INPUT_BLOCK.findall(messages[-1] if messages else ""))
         answer = SOLVERS[self.task](inputs)
         roll = _unit_interval(request.model, system, *messages)
@@ -134,7 +137,7 @@ class SimulatedEngine:
         return cls(**state)
 
 
-class SimulatedFinetuneProvider(Provider):
+class SimulatedFinetuneProvider(Provider):  # type: ignore[misc]
     """A fine-tunable provider whose fine-tune names a content-addressed model and publishes a record."""
 
     def __init__(self, artifacts: LocalArtifactStore | None = None) -> None:

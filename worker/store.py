@@ -14,7 +14,7 @@ from schemas.result import JobResult, JobState, StepRecord
 class JobStore:
     """Reads and writes one Redis database. Step records and results are written once (SET NX)."""
 
-    def __init__(self, client: "redis.Redis[bytes]", job_ttl_s: int) -> None:
+    def __init__(self, client: redis.Redis, job_ttl_s: int) -> None:
         self.redis = client
         self.job_ttl_s = job_ttl_s
 

@@ -55,9 +55,7 @@ def crash_fleet() -> Iterator[Fleet]:
 
 @pytest.fixture
 def capped_fleet() -> Iterator[Fleet]:
-    with running_fleet(
-        3, "btq-capped", ["da", "db"], {**CRASH_ENV, "BTQ_MAX_DELIVERIES_PER_STEP": "1"}
-    ) as fleet:
+    with running_fleet(3, "btq-capped", ["da", "db"], {**CRASH_ENV, "BTQ_MAX_DELIVERIES_PER_STEP": "1"}) as fleet:
         yield fleet
 
 

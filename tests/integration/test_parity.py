@@ -76,8 +76,7 @@ def test_seeds_change_the_outcome_so_the_seed_really_travels(
     matrix_results: dict[tuple[str, str, bool, int], JobResult],
 ) -> None:
     states = {
-        seed: [c.program_state for c in matrix_results[("p -> p", "given", True, seed)].candidates]
-        for seed in (3, 17)
+        seed: [c.program_state for c in matrix_results[("p -> p", "given", True, seed)].candidates] for seed in (3, 17)
     }
     assert states[3] != states[17]
 

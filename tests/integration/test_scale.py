@@ -14,9 +14,7 @@ def test_one_job_runs_its_steps_on_both_workers_and_still_matches_in_process(cli
     job_id = client.submit(job)
     result = client.wait(job_id, timeout_s=300)
     hosts = {
-        e.worker.split("@")[0]
-        for _, e in client.events(job_id)
-        if e.type is EventType.STEP_SUCCEEDED and e.worker
+        e.worker.split("@")[0] for _, e in client.events(job_id) if e.type is EventType.STEP_SUCCEEDED and e.worker
     }
     assert hosts == {"wa", "wb"}
     assert_same(result, job)
