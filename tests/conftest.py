@@ -3,6 +3,7 @@
 Redis absent: the integration tests are skipped locally and fail in CI (CI=true).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -18,9 +19,11 @@ import redis
 
 from producer.client import JobClient
 from producer.settings import ProducerSettings
+from tests.stub_openai import StubOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_HOST = os.environ.get("BTQ_TEST_REDIS", "redis://127.0.0.1:6379")
+STUB_API_KEY = "sk-from-worker-settings"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
@@ -136,9 +139,21 @@ def running_fleet(db: int, queue: str, names: list[str], extra_env: dict[str, st
 
 
 @pytest.fixture(scope="session")
-def fleet() -> Iterator[Fleet]:
+def stub_openai() -> Iterator[StubOpenAI]:
+    """A local OpenAI-compatible server; the shared fleet's settings point LiteLLM's `openai` prefix at it."""
+    stub = StubOpenAI()
+    yield stub
+    stub.close()
+
+
+@pytest.fixture(scope="session")
+def fleet(stub_openai: StubOpenAI) -> Iterator[Fleet]:
     """Two worker processes on database 1, shared by the integration tests."""
-    with running_fleet(1, "btq-test", ["wa", "wb"]) as f:
+    env = {
+        "BTQ_LM_API_BASES": json.dumps({"openai": stub_openai.url}),
+        "BTQ_LM_API_KEYS": json.dumps({"openai": STUB_API_KEY}),
+    }
+    with running_fleet(1, "btq-test", ["wa", "wb"], env) as f:
         yield f
 
 

@@ -27,7 +27,13 @@ def create_app(settings: WorkerSettings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.step_soft_time_limit_s,
         task_time_limit=settings.step_time_limit_s,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            # kombu sweeps every interval x throttle seconds (100 s by default); scan on every sweep
+            # so a dead worker's step comes back visibility_timeout_s + unacked_restore_interval_s later.
+            "unacked_restore_interval": settings.unacked_restore_interval_s,
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

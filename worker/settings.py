@@ -19,6 +19,11 @@ class WorkerSettings(BaseSettings):
     step_soft_time_limit_s: float = 6 * 3600
     step_time_limit_s: float = 6 * 3600 + 300
     visibility_timeout_s: float = 7 * 3600
+    unacked_restore_interval_s: float = Field(
+        default=10.0,
+        description="How often a worker sweeps for messages of dead workers (redelivery comes "
+        "visibility_timeout_s after delivery, plus up to this)",
+    )
     max_deliveries_per_step: int = 3
     job_ttl_s: int = 7 * 24 * 3600
     job_stream_maxlen: int = 10_000

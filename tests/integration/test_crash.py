@@ -15,8 +15,8 @@ from tests.integration.test_parity import assert_same, spec
 
 pytestmark = pytest.mark.integration
 
-# Visibility timeout above the longest step (about 4 s here), so only a lost message is redelivered.
-CRASH_ENV = {"BTQ_VISIBILITY_TIMEOUT_S": "12"}
+# Visibility timeout well above the longest step (under 1 s here), so only a lost message is redelivered.
+CRASH_ENV = {"BTQ_VISIBILITY_TIMEOUT_S": "8", "BTQ_UNACKED_RESTORE_INTERVAL_S": "1"}
 
 
 def slow_job(strategy: str) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""A local OpenAI-compatible chat server for tests: answers arithmetic in ChatAdapter format.
+
+It records the Authorization headers it saw, so tests can check where credentials came from.
+"""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from worker.simulated import _solve_arith
+
+
+class StubOpenAI:
+    """Serves POST /v1/chat/completions on a free loopback port in a background thread."""
+
+    def __init__(self) -> None:
+        self.auth_headers: list[str] = []
+        self.models: list[str] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body: dict[str, Any] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.auth_headers.append(self.headers.get("Authorization", ""))
+                stub.models.append(body.get("model", ""))
+                last = body["messages"][-1]["content"]
+                text = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last)
+                answer = _solve_arith({"q": text})
+                reply = {
+                    "id": "stub",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model", ""),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {
+                                "role": "assistant",
+                                "content": f"[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]",
+                            },
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
