@@ -6,6 +6,7 @@ redelivered step whose record exists returns it untouched, so no candidate is re
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from schemas.errors import ErrorRecord
 from schemas.events import EventType
@@ -13,6 +14,7 @@ from schemas.job import JobSpec
 from schemas.result import JobResult, StepOutcome, StepRecord
 from worker.events import EventEmitter
 from worker.job_inputs import ResolvedJob
+from worker.progress import reporting_to
 from worker.ranking import build_result
 from worker.registry import Registry, WorkerResources
 from worker.runner import StepHooks, run_baseline, run_step
@@ -120,9 +122,10 @@ class StepService:
         hooks = StepHooks(is_cancelled=self._cancel_check(job_id), worker=self.worker, attempt=attempt)
         try:
             job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
-            if previous is None:
-                return run_baseline(job, hooks)
-            return run_step(job, previous, hooks)
+            with reporting_to(self._progress_reporter(spec, job_id, index, attempt)):
+                if previous is None:
+                    return run_baseline(job, hooks)
+                return run_step(job, previous, hooks)
         except Exception as exc:  # resolution or baseline errors end the job as a recorded failure
             return self._record_without_running(
                 spec, index, previous, StepOutcome.FAILED, attempt, ErrorRecord.from_exception(exc)
@@ -168,6 +171,23 @@ class StepService:
             error=record.error,
             detail=detail,
         )
+
+    def _progress_reporter(
+        self, spec: JobSpec, job_id: str, index: int, attempt: int
+    ) -> Callable[[dict[str, Any]], None]:
+        def emit(detail: dict[str, Any]) -> None:
+            self.events.emit(
+                EventType.STEP_PROGRESS,
+                job_id,
+                len(spec.steps()),
+                step_index=index,
+                strategy=spec.strategy_prefix(index),
+                worker=self.worker,
+                attempt=attempt,
+                detail=detail,
+            )
+
+        return emit
 
     def _cancel_check(self, job_id: str) -> Callable[[], bool]:
         """Return a cancel check that asks Redis at most once per `cancel_poll_interval_s`."""

@@ -20,6 +20,7 @@ from dspy.clients.provider import Provider, TrainingJob
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 
 from worker.artifacts import LocalArtifactStore, content_name
+from worker.progress import report
 
 FINETUNE_MARK = ":ft-"
 
@@ -156,6 +157,7 @@ class SimulatedFinetuneProvider(Provider):  # type: ignore[misc]
         """Return the fine-tuned model's name: the base model plus a hash of data and settings."""
         digest = content_name("", model, train_data, train_kwargs or {})[:12]
         name = f"{model}{FINETUNE_MARK}{digest}"
+        report(phase="finetune", model=name, examples=len(train_data))
         if self.artifacts is not None:
             record = {"base_model": model, "examples": len(train_data), "train_kwargs": train_kwargs or {}}
             self.artifacts.publish_files(name, {"finetune.json": json.dumps(record, default=str).encode()})

@@ -25,7 +25,8 @@ def test_live_subscriber_sees_every_step_in_order_and_late_subscriber_replays_al
     follower.start()
     follower.join(timeout=150)
     assert not follower.is_alive()
-    assert [(e.type, e.step_index) for e in live] == expected_sequence(3)
+    lifecycle = [(e.type, e.step_index) for e in live if e.type is not EventType.STEP_PROGRESS]
+    assert lifecycle == expected_sequence(3)
     assert [e.strategy for e in live if e.type is EventType.STEP_SUCCEEDED] == [
         "",
         "p",
@@ -63,3 +64,14 @@ def test_cancel_stops_the_job_and_keeps_candidates_so_far(client: JobClient) -> 
     assert len(result.candidates) < 7
     assert client.cancel(job_id) is False
     assert client.status(job_id).state.value == "cancelled"
+
+
+def test_finetuning_reports_progress_events_inside_its_step(client: JobClient) -> None:
+    job_id = client.submit(spec("p -> w", "given", True, 2))
+    client.wait(job_id, timeout_s=120)
+    events = [e for _, e in client.events(job_id)]
+    progress = [e for e in events if e.type is EventType.STEP_PROGRESS]
+    assert [(e.step_index, e.detail["phase"]) for e in progress] == [(2, "finetune")]
+    started = next(i for i, e in enumerate(events) if e.type is EventType.STEP_STARTED and e.step_index == 2)
+    done = next(i for i, e in enumerate(events) if e.type is EventType.STEP_SUCCEEDED and e.step_index == 2)
+    assert started < events.index(progress[0]) < done
