@@ -9,6 +9,7 @@ from pathlib import Path
 from producer.client import JobClient
 from producer.render import event_line, result_table
 from producer.settings import ProducerSettings
+from producer.worker_command import worker_argv
 from schemas.exceptions import BtqError, JobValidationError
 from schemas.export import EXPORTED, json_schema_text
 
@@ -19,25 +20,13 @@ def _client() -> JobClient:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Replace this process with a Celery worker for the btq tasks (settings from BTQ_ env)."""
-    queue = ProducerSettings().queue
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.main",
-        "worker",
-        "-Q",
-        queue,
-        "-l",
-        args.loglevel,
-        "-c",
-        str(args.concurrency),
-        "--pool",
-        args.pool,
-    ]
-    if args.name:
-        argv += ["-n", args.name]
+    argv = worker_argv(
+        queue=ProducerSettings().queue,
+        concurrency=args.concurrency,
+        loglevel=args.loglevel,
+        pool=args.pool,
+        name=args.name,
+    )
     os.execv(sys.executable, argv)
     return 0  # not reached
 

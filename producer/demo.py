@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import redis
 from producer.client import JobClient
 from producer.render import event_line, result_table
 from producer.settings import ProducerSettings
+from producer.worker_command import worker_argv
 from schemas.exceptions import FleetUnavailableError, JobTimeoutError
 
 DEMO_JOB: dict[str, Any] = {
@@ -86,20 +86,7 @@ def worker_process(url: str) -> Iterator[None]:
     env.setdefault("BTQ_ARTIFACT_DIR", os.path.join(tempfile.gettempdir(), "btq-demo-artifacts"))
     log = tempfile.NamedTemporaryFile(prefix="btq-demo-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.main",
-            "worker",
-            "-c",
-            "1",
-            "-l",
-            "warning",
-            "-n",
-            f"demo-{os.getpid()}@%h",
-        ],
+        worker_argv(loglevel="warning", name=f"demo-{os.getpid()}@%h"),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

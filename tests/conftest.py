@@ -6,7 +6,6 @@ Redis absent: the integration tests are skipped locally and fail in CI (CI=true)
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ import redis
 
 from producer.client import JobClient
 from producer.settings import ProducerSettings
+from producer.worker_command import worker_argv
 from tests.stub_openai import StubOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,27 +76,8 @@ class Fleet:
             **self.extra_env,
         }
         log = Path(self.artifact_dir) / f"{name}.log"
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.main",
-            "worker",
-            "-Q",
-            self.queue,
-            "-c",
-            "1",
-            "--pool",
-            pool,
-            "-l",
-            "info",
-            "-n",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
+        argv = worker_argv(queue=self.queue, pool=pool, name=f"{name}@%h")
+        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         self.logs[name] = log
 

@@ -1,0 +1,37 @@
+"""The command line that starts a worker process, shared by `btq worker`, `btq demo` and the tests.
+
+Workers are started as a separate program (`celery -A worker.main worker`), so the producer never
+imports worker code.
+"""
+
+import sys
+
+
+def worker_argv(
+    *,
+    queue: str | None = None,
+    concurrency: int = 1,
+    loglevel: str = "info",
+    pool: str = "prefork",
+    name: str | None = None,
+) -> list[str]:
+    """Return the argv of a Celery worker for the btq tasks (settings come from BTQ_ env variables)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.main",
+        "worker",
+        "-l",
+        loglevel,
+        "-c",
+        str(concurrency),
+        "--pool",
+        pool,
+    ]
+    if queue:
+        argv += ["-Q", queue]
+    if name:
+        argv += ["-n", name]
+    return argv
