@@ -93,6 +93,22 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0 if accepted else 1
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score a finished job's candidates on a registered dataset split (a held-out test set)."""
+    client = _client()
+    report = client.evaluate(args.job_id, args.dataset, args.split, timeout_s=args.timeout)
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        result = client.result(args.job_id)
+        assert result is not None  # evaluate() refuses jobs without a result
+        result_table(result, held_out=report)
+    if report.error:
+        print(f"evaluation failed: {report.error.type}: {report.error.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the wire models (job, event, result, status)."""
     print(json_schema_text(args.name))
@@ -137,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (s, sub.choices["watch"]):
         p.add_argument("--timeout", type=float, default=24 * 3600, help="seconds to wait at most")
     s.add_argument("--json", action="store_true", help="print events as JSON lines")
+    ev = add("evaluate", cmd_evaluate)
+    ev.add_argument("job_id")
+    ev.add_argument("--dataset", required=True)
+    ev.add_argument("--split", required=True)
+    ev.add_argument("--timeout", type=float, default=3600)
+    ev.add_argument("--json", action="store_true")
     sc = add("schema", cmd_schema)
     sc.add_argument("name", nargs="?", choices=sorted(EXPORTED))
     d = add("demo", cmd_demo)

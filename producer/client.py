@@ -21,7 +21,7 @@ from schemas.events import EventType, JobEvent
 from schemas.exceptions import FleetUnavailableError, JobNotFoundError, JobTimeoutError, JobValidationError
 from schemas.job import JobSpec
 from schemas.manifest import RegistryManifest
-from schemas.result import JobResult, JobState, JobStatus
+from schemas.result import EvaluationReport, JobResult, JobState, JobStatus
 
 Cursor = str
 """A Redis Stream entry id; '0-0' replays from the start, '$' means only new events."""
@@ -189,6 +189,22 @@ class JobClient:
         if final is None:
             raise JobTimeoutError(f"job {job_id} ended without a stored result")
         return final
+
+    def evaluate(self, job_id: str, dataset: str, split: str, timeout_s: float) -> EvaluationReport:
+        """Score a finished job's candidates on a registered dataset split (run by a worker)."""
+        manifest = self.manifest()
+        if dataset not in manifest.datasets:
+            raise JobValidationError("dataset", f"{dataset!r} is not registered on the workers")
+        if split not in manifest.datasets[dataset]:
+            raise JobValidationError("split", f"dataset {dataset!r} has no split {split!r}")
+        if self.result(job_id) is None:
+            raise JobValidationError("job_id", f"job {job_id} has no result yet")
+        request_id = uuid.uuid4().hex
+        self.celery.send_task(keys.TASK_EVALUATE, args=(job_id, request_id, dataset, split), queue=self.settings.queue)
+        popped = self.redis.blpop([keys.evaluation_key(job_id, request_id)], timeout=timeout_s)
+        if popped is None:
+            raise JobTimeoutError(f"no worker evaluated job {job_id} within {timeout_s}s")
+        return decode(EvaluationReport, popped[1])
 
     def cancel(self, job_id: str) -> bool:
         """Ask the job to stop; running steps stop at the next check. False if it already ended."""

@@ -130,9 +130,10 @@ def run_demo(timeout_s: float, strategy: str) -> int:
                 if line:
                     print(line, flush=True)
             result = client.result(job_id)
+            held_out = client.evaluate(job_id, "demo.arithmetic", "test", timeout_s=timeout_s) if result else None
     if result is None:
         return 1
     print()
-    result_table(result)
+    result_table(result, held_out=held_out)
     print(f"\nwall time {time.time() - started:.1f}s")
     return 0 if result.state.value == "succeeded" else 1

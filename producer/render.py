@@ -4,7 +4,7 @@ import sys
 from typing import TextIO
 
 from schemas.events import EventType, JobEvent
-from schemas.result import JobResult
+from schemas.result import EvaluationReport, JobResult
 
 _MARKS = {
     EventType.STEP_SUCCEEDED: "ok",
@@ -71,16 +71,27 @@ def event_line(event: JobEvent) -> str:
     return _LINES[event.type](event)
 
 
-def result_table(result: JobResult, out: TextIO = sys.stdout) -> None:
-    """Print the ranked candidates, best marked, as BetterTogether's candidate_programs."""
-    print(
-        f"job {result.job_id}: {result.state.value}, strategy '{result.strategy}', seed {result.seed}",
-        file=out,
-    )
+def result_table(result: JobResult, out: TextIO = sys.stdout, held_out: EvaluationReport | None = None) -> None:
+    """Print the ranked candidates, best marked, as BetterTogether's candidate_programs.
+
+    With `held_out`, a column shows each candidate's score on that dataset split too.
+    """
+    print(f"job {result.job_id}: {result.state.value}, strategy '{result.strategy}', seed {result.seed}", file=out)
     if result.flag_compilation_error_occurred and result.error:
         print(f"flag_compilation_error_occurred: {result.error.type}: {result.error.message}", file=out)
-    print(f"{'rank':>4}  {'strategy':<28} {'score':>7}  step", file=out)
+    extra = f" {held_out.split:>7}" if held_out else ""
+    print(f"{'rank':>4}  {'strategy':<28} {'val':>7}{extra}  step", file=out)
     for rank, cand in enumerate(result.candidates, 1):
         mark = "*" if result.best and cand.step_index == result.best.step_index else " "
-        score = "-" if cand.score is None else f"{cand.score:.2f}"
-        print(f"{rank:>4}{mark} {cand.strategy or '(baseline)':<28} {score:>7}  {cand.step_index}", file=out)
+        column = ""
+        if held_out:
+            test = held_out.scores.get(str(cand.step_index))
+            column = f" {'-' if test is None else f'{test:.2f}':>7}"
+        print(
+            f"{rank:>4}{mark} {cand.strategy or '(baseline)':<28} {_score(cand.score):>7}{column}  {cand.step_index}",
+            file=out,
+        )
+
+
+def _score(score: float | None) -> str:
+    return "-" if score is None else f"{score:.2f}"

@@ -11,7 +11,7 @@ from schemas.job import (
     ProgramRef,
 )
 from schemas.manifest import OptimizerSignature, RegistryManifest
-from schemas.result import Candidate, JobResult, JobState, JobStatus, StepOutcome, StepRecord
+from schemas.result import Candidate, EvaluationReport, JobResult, JobState, JobStatus, StepOutcome, StepRecord
 from schemas.version import SCHEMA_VERSION
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Candidate",
     "DatasetRef",
     "ErrorRecord",
+    "EvaluationReport",
     "EventType",
     "ExampleRecord",
     "JobEvent",

@@ -8,6 +8,7 @@ PREFIX = "btq"
 
 TASK_STEP = "btq.step"
 TASK_FINALIZE = "btq.finalize"
+TASK_EVALUATE = "btq.evaluate"
 
 GLOBAL_EVENTS = f"{PREFIX}:events"
 """Stream of every job's events, capped by the worker's `global_stream_maxlen` setting."""
@@ -32,6 +33,11 @@ def step_key(job_id: str, index: int) -> str:
 def attempts_key(job_id: str, index: int) -> str:
     """Return the counter of deliveries of step `index`, used to cap redeliveries."""
     return f"{PREFIX}:job:{job_id}:attempts:{index}"
+
+
+def evaluation_key(job_id: str, request_id: str) -> str:
+    """Return the list an evaluation's report is pushed to (the requester pops it, bounded)."""
+    return f"{PREFIX}:job:{job_id}:evaluation:{request_id}"
 
 
 def job_keys(job_id: str, steps: int) -> list[str]:

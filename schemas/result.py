@@ -94,3 +94,14 @@ class JobResult(VersionedModel):
     error: ErrorRecord | None = None
     finished_at: float
     detail: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class EvaluationReport(VersionedModel):
+    """Scores of a finished job's candidates on a registered dataset split (e.g. a held-out test set)."""
+
+    job_id: str
+    dataset: str
+    split: str
+    scores: dict[str, float | None] = Field(description="candidate step index -> score (percent)")
+    worker: str | None = None
+    error: ErrorRecord | None = None

@@ -62,6 +62,11 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
         result = runtime.service(_worker(self)).finalize(job_id)
         return {"job_id": job_id, "state": result.state.value}
 
+    @app.task(name=keys.TASK_EVALUATE, bind=True)  # type: ignore[untyped-decorator]
+    def evaluate(self: Any, job_id: str, request_id: str, dataset: str, split: str) -> dict[str, Any]:
+        report = runtime.service(_worker(self)).evaluate(job_id, request_id, dataset, split)
+        return {"job_id": job_id, "ok": report.error is None}
+
 
 def _worker(task: Any) -> str:
     import os

@@ -11,8 +11,9 @@ from typing import Any
 from schemas.errors import ErrorRecord
 from schemas.events import EventType
 from schemas.job import JobSpec
-from schemas.result import JobResult, StepOutcome, StepRecord
+from schemas.result import EvaluationReport, JobResult, StepOutcome, StepRecord
 from worker.events import EventEmitter
+from worker.held_out import score_candidates
 from worker.job_inputs import ResolvedJob
 from worker.progress import reporting_to
 from worker.ranking import build_result
@@ -102,6 +103,23 @@ class StepService:
                 detail={"flag_compilation_error_occurred": stored.flag_compilation_error_occurred},
             )
         return stored
+
+    def evaluate(self, job_id: str, request_id: str, dataset: str, split: str) -> EvaluationReport:
+        """Score the job's candidates on a registered split and push the report to the requester."""
+        spec = self.store.spec(job_id)
+        scores: dict[str, float | None] = {}
+        error: ErrorRecord | None = None
+        try:
+            result = self.store.result(job_id)
+            job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
+            scores = score_candidates(job, result, dataset, split)
+        except Exception as exc:  # reported to the requester, who decides what to do with it
+            error = ErrorRecord.from_exception(exc)
+        report = EvaluationReport(
+            job_id=job_id, dataset=dataset, split=split, scores=scores, worker=self.worker, error=error
+        )
+        self.store.push_evaluation(job_id, request_id, report)
+        return report
 
     def _reason_not_to_run(
         self, job_id: str, index: int, attempt: int, previous: StepRecord | None

@@ -8,7 +8,7 @@ from schemas import keys
 from schemas.codec import decode
 from schemas.exceptions import JobNotFoundError
 from schemas.job import JobSpec
-from schemas.result import JobResult, JobState, StepRecord
+from schemas.result import EvaluationReport, JobResult, JobState, StepRecord
 
 
 class JobStore:
@@ -67,6 +67,21 @@ class JobStore:
         pipe = self.redis.pipeline()
         pipe.hset(status, mapping={"state": JobState.RUNNING.value, "updated_at": time.time()})
         pipe.hset(status, "steps_done", steps_done)
+        pipe.execute()
+
+    def result(self, job_id: str) -> JobResult:
+        """Return the job's stored result (JobNotFoundError while it has none)."""
+        raw = self.redis.get(keys.job_key(job_id, "result"))
+        if raw is None:
+            raise JobNotFoundError(f"job {job_id} has no result yet")
+        return decode(JobResult, raw)
+
+    def push_evaluation(self, job_id: str, request_id: str, report: EvaluationReport) -> None:
+        """Hand an evaluation report to its requester (kept one hour if nobody pops it)."""
+        key = keys.evaluation_key(job_id, request_id)
+        pipe = self.redis.pipeline()
+        pipe.rpush(key, report.model_dump_json())
+        pipe.expire(key, 3600)
         pipe.execute()
 
     def put_result(self, result: JobResult, steps: int) -> tuple[JobResult, bool]:
