@@ -96,5 +96,7 @@ class JobStore:
         pipe = self.redis.pipeline()
         for k in keys.job_keys(result.job_id, steps):
             pipe.expire(k, self.job_ttl_s)
+        # The index would otherwise grow forever; entries older than the retention have no keys left.
+        pipe.zremrangebyscore(keys.JOBS_INDEX, "-inf", time.time() - self.job_ttl_s)
         pipe.execute()
         return result, True
