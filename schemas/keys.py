@@ -35,6 +35,11 @@ def attempts_key(job_id: str, index: int) -> str:
     return f"{PREFIX}:job:{job_id}:attempts:{index}"
 
 
+def lease_key(job_id: str, index: int) -> str:
+    """Return the key of the lease held by the worker running step `index`."""
+    return f"{PREFIX}:job:{job_id}:lease:{index}"
+
+
 def evaluation_key(job_id: str, request_id: str) -> str:
     """Return the list an evaluation's report is pushed to (the requester pops it, bounded)."""
     return f"{PREFIX}:job:{job_id}:evaluation:{request_id}"

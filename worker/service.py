@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from schemas import keys
 from schemas.errors import ErrorRecord
 from schemas.events import EventType
 from schemas.job import JobSpec
@@ -15,6 +16,7 @@ from schemas.result import EvaluationReport, JobResult, StepOutcome, StepRecord
 from worker.events import EventEmitter
 from worker.held_out import score_candidates
 from worker.job_inputs import ResolvedJob
+from worker.lease import StepLease
 from worker.progress import reporting_to
 from worker.ranking import build_result
 from worker.registry import Registry, WorkerResources
@@ -51,33 +53,56 @@ class StepService:
         self.worker = worker
 
     def run(self, job_id: str, index: int) -> StepRecord:
-        """Run step `index` (0 = baseline) of `job_id` once, whatever the number of deliveries."""
+        """Run step `index` (0 = baseline) of `job_id` once, whatever the number of deliveries.
+
+        A delivery that finds the step's record returns it; one that finds another live delivery
+        running the step (its lease renewed) waits for that record instead of running it again.
+        """
         spec = self.store.spec(job_id)
-        existing = self.store.step(job_id, index)
+        lease = StepLease(self.store.redis, keys.lease_key(job_id, index), self.settings.step_lease_ttl_s)
+        existing = self._wait_for_record_or_lease(job_id, index, lease)
         if existing is not None:
             return existing
+        with lease:
+            existing = self.store.step(job_id, index)  # the previous holder may have just finished
+            if existing is not None:
+                return existing
+            record = self._run_leased(spec, job_id, index)
+            stored, won = self.store.put_step(job_id, record)
+        if won:
+            self._emit_outcome(spec, job_id, stored)
+        return stored
+
+    def _wait_for_record_or_lease(self, job_id: str, index: int, lease: StepLease) -> StepRecord | None:
+        """Return the step's record if it exists or appears; None once this delivery holds the lease."""
+        # A live holder is bounded by its own hard time limit, after which its lease lapses.
+        deadline = time.monotonic() + self.settings.step_time_limit_s + 2 * self.settings.step_lease_ttl_s
+        while True:
+            existing = self.store.step(job_id, index)
+            if existing is not None:
+                return existing
+            if lease.acquire() or time.monotonic() > deadline:
+                return None
+            time.sleep(min(1.0, self.settings.step_lease_ttl_s / 10))  # poll a live holder's record
+
+    def _run_leased(self, spec: JobSpec, job_id: str, index: int) -> StepRecord:
         attempt = self.store.claim_attempt(job_id, index)
         previous = self.store.step(job_id, index - 1) if index > 0 else None
         not_run = self._reason_not_to_run(job_id, index, attempt, previous)
         if not_run is not None:
             outcome, error = not_run
-            record = self._record_without_running(spec, index, previous, outcome, attempt, error)
-        else:
-            self.events.emit(
-                EventType.STEP_STARTED,
-                job_id,
-                len(spec.steps()),
-                step_index=index,
-                strategy=spec.strategy_prefix(index),
-                optimizer_key=spec.steps()[index - 1] if index else None,
-                worker=self.worker,
-                attempt=attempt,
-            )
-            record = self._execute(spec, job_id, index, previous, attempt)
-        stored, won = self.store.put_step(job_id, record)
-        if won:
-            self._emit_outcome(spec, job_id, stored)
-        return stored
+            return self._record_without_running(spec, index, previous, outcome, attempt, error)
+        self.events.emit(
+            EventType.STEP_STARTED,
+            job_id,
+            len(spec.steps()),
+            step_index=index,
+            strategy=spec.strategy_prefix(index),
+            optimizer_key=spec.steps()[index - 1] if index else None,
+            worker=self.worker,
+            attempt=attempt,
+        )
+        return self._execute(spec, job_id, index, previous, attempt)
 
     def finalize(self, job_id: str) -> JobResult:
         """Rank the candidates exactly like dspy.BetterTogether and store the job's result once."""

@@ -25,6 +25,9 @@ class WorkerSettings(BaseSettings):
         "visibility_timeout_s after delivery, plus up to this)",
     )
     max_deliveries_per_step: int = 3
+    step_lease_ttl_s: float = Field(
+        default=30.0, description="A running step's lease; a second delivery waits while it is renewed"
+    )
     job_ttl_s: int = 7 * 24 * 3600
     job_stream_maxlen: int = 10_000
     global_stream_maxlen: int = 100_000

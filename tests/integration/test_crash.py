@@ -16,7 +16,7 @@ from tests.integration.test_parity import assert_same, spec
 pytestmark = pytest.mark.integration
 
 # Visibility timeout well above the longest step (under 1 s here), so only a lost message is redelivered.
-CRASH_ENV = {"BTQ_VISIBILITY_TIMEOUT_S": "8", "BTQ_UNACKED_RESTORE_INTERVAL_S": "1"}
+CRASH_ENV = {"BTQ_VISIBILITY_TIMEOUT_S": "8", "BTQ_UNACKED_RESTORE_INTERVAL_S": "1", "BTQ_STEP_LEASE_TTL_S": "3"}
 
 
 def slow_job(strategy: str) -> dict[str, Any]:
@@ -89,3 +89,20 @@ def test_redelivery_cap_turns_a_repeatedly_lost_step_into_a_recorded_failure(cap
     assert result.flag_compilation_error_occurred
     assert result.error is not None and result.error.type == "WorkerLostError"
     assert [c.step_index for c in result.candidates] == [0]
+
+
+def test_duplicate_delivery_of_a_running_step_waits_for_it_instead_of_running_again(crash_fleet: Fleet) -> None:
+    client = crash_fleet.client()
+    job = slow_job("p -> p")
+    job_id = client.submit(job)
+    run_until_started(client, job_id, 1)
+    # What a visibility-timeout redelivery or a doubly sent chain step looks like: the same message again.
+    client.celery.send_task(keys.TASK_STEP, args=(job_id, 1), queue=crash_fleet.queue)
+
+    result = client.wait(job_id, timeout_s=120)
+
+    assert_same(result, job)
+    events = [e for _, e in client.events(job_id)]
+    assert [e.step_index for e in events if e.type is EventType.STEP_STARTED] == [0, 1, 2]
+    assert [e.step_index for e in events if e.type is EventType.STEP_SUCCEEDED] == [0, 1, 2]
+    assert int(client.redis.get(keys.attempts_key(job_id, 1)) or 0) == 1
