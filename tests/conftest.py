@@ -77,7 +77,6 @@ class Fleet:
         }
         log = Path(self.artifact_dir) / f"{name}.log"
         argv = worker_argv(queue=self.queue, pool=pool, name=f"{name}@%h")
-        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         self.logs[name] = log
 

@@ -3,7 +3,8 @@
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import task_postrun, worker_ready
+from dspy.clients.base_lm import GLOBAL_HISTORY
 
 from schemas import keys
 from worker.events import worker_name
@@ -44,6 +45,12 @@ def create_app(settings: WorkerSettings) -> Celery:
     @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def _publish(sender: Any = None, **_: Any) -> None:
         runtime.publish_manifest(getattr(sender, "hostname", None) or worker_name())
+
+    @task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _forget_history(**_: Any) -> None:
+        # dspy keeps every LM call in a process-wide history (10,000 entries, prompts included): a
+        # long-lived worker would grow by tens of kB per job for a debugging aid nobody reads here.
+        GLOBAL_HISTORY.clear()
 
     app.btq_runtime = runtime  # type: ignore[attr-defined]
     return app

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
@@ -40,47 +41,42 @@ class LocalArtifactStore:
 
     def publish_files(self, name: str, files: dict[str, bytes]) -> Path:
         """Publish `files` (relative name -> content) as artifact `name`; a no-op if it exists."""
-        final = self.path(name)
-        if final.is_dir():
-            return final
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
-        try:
+
+        def write(staging: Path) -> None:
             for rel, content in files.items():
                 target = staging / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
-            os.rename(staging, final)
-        except OSError:
-            # Another worker published the same content-addressed artifact first: theirs is identical.
-            shutil.rmtree(staging, ignore_errors=True)
-            if not final.is_dir():
-                raise
-        return final
+
+        return self._publish(name, write)
+
+    def publish_dir(self, name: str, source: str | os.PathLike[str]) -> Path:
+        """Publish the files under directory `source` as artifact `name`; a no-op if it exists."""
+        return self._publish(name, lambda staging: shutil.copytree(source, staging, dirs_exist_ok=True))
 
     def fetch(self, name: str) -> Path:
         """Return the local directory of published artifact `name`.
 
         Raises:
             FileNotFoundError: `name` has not been published.
-
         """
         final = self.path(name)
         if not final.is_dir():
             raise FileNotFoundError(f"artifact {name!r} is not published in {self.root}")
         return final
 
-    def publish_dir(self, name: str, source: str | os.PathLike[str]) -> Path:
-        """Publish the files under directory `source` as artifact `name`; a no-op if it exists."""
+    def _publish(self, name: str, fill: Callable[[Path], object]) -> Path:
+        """Fill a staging directory and rename it into place, so readers see a whole artifact or none."""
         final = self.path(name)
         if final.is_dir():
             return final
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
         try:
-            shutil.copytree(source, staging, dirs_exist_ok=True)
+            fill(staging)
             os.rename(staging, final)
         except OSError:
+            # Another worker published the same content-addressed artifact first: theirs is identical.
             shutil.rmtree(staging, ignore_errors=True)
             if not final.is_dir():
                 raise

@@ -16,7 +16,7 @@ def score_candidates(job: ResolvedJob, result: JobResult, dataset: str, split: s
     spec = job.spec
     max_errors = spec.max_errors if spec.max_errors is not None else dspy.settings.max_errors
     scores: dict[str, float | None] = {}
-    with dspy.context(lm=job.lm):
+    with dspy.context(lm=job.lm, trace=[]):
         for candidate in result.candidates:
             program = job.student_from_state(candidate.program_state)
             launch_lms(program)

@@ -26,7 +26,7 @@ from dspy.teleprompt.teleprompt import Teleprompter
 
 from schemas.exceptions import RegistryError
 from schemas.manifest import OptimizerSignature, RegistryManifest
-from worker.artifacts import LocalArtifactStore
+from worker.artifacts import ArtifactStore
 
 BUILTIN_OPTIMIZERS: dict[str, type[Teleprompter]] = {
     cls.__name__: cls
@@ -48,7 +48,7 @@ BUILTIN_OPTIMIZERS: dict[str, type[Teleprompter]] = {
 class WorkerResources:
     """What registered factories may use: the shared artifact store and the worker's secrets."""
 
-    artifacts: LocalArtifactStore
+    artifacts: ArtifactStore
     secrets: dict[str, str] = field(default_factory=dict)
 
 

@@ -67,7 +67,7 @@ def run_baseline(job: ResolvedJob, hooks: StepHooks) -> StepRecord:
     started = time.time()
     rng = random.Random(job.spec.seed)
     order = list(range(len(job.trainset)))
-    with dspy.context(lm=job.lm):
+    with dspy.context(lm=job.lm, trace=[]):  # a fresh trace: the process-wide one only grows
         student = job.initial_student()
         assert_all_predictors_have_lms(student, role="student")
         for teacher in job.teachers() or []:
@@ -106,7 +106,7 @@ def run_step(job: ResolvedJob, previous: StepRecord, hooks: StepHooks) -> StepRe
     state: dict[str, Any] | None = None
     error: ErrorRecord | None = None
     try:
-        with dspy.context(lm=job.lm):
+        with dspy.context(lm=job.lm, trace=[]):  # a fresh trace: the process-wide one only grows
             student = job.student_from_state(previous.program_state or {})
             hooks.timings["load_s"] = time.time() - started
             if job.spec.shuffle_trainset_between_steps:

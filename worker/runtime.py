@@ -6,7 +6,7 @@ import threading
 import redis
 
 from schemas import keys
-from worker.artifacts import LocalArtifactStore
+from worker.artifacts import store_from_url
 from worker.events import EventEmitter, worker_name
 from worker.registry import Registry, WorkerResources, load_registry
 from worker.service import StepService
@@ -37,7 +37,7 @@ class WorkerRuntime:
             if self._service is None or self._pid != os.getpid():
                 client = redis.Redis.from_url(self.settings.redis_url)
                 resources = WorkerResources(
-                    artifacts=LocalArtifactStore(self.settings.artifact_dir),
+                    artifacts=store_from_url(self.settings.artifact_dir),
                     secrets={k: v.get_secret_value() for k, v in self.settings.lm_api_keys.items()},
                 )
                 self._service = StepService(

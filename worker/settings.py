@@ -15,7 +15,10 @@ class WorkerSettings(BaseSettings):
         default_factory=list,
         description="Modules defining `register(registry)`; imported at worker start, like Celery imports",
     )
-    artifact_dir: str = ".btq/artifacts"
+    artifact_dir: str = Field(
+        default=".btq/artifacts",
+        description="Shared artifact store: a directory every worker reaches, or an fsspec URL (s3://...)",
+    )
     step_soft_time_limit_s: float = 6 * 3600
     step_time_limit_s: float = 6 * 3600 + 300
     visibility_timeout_s: float = 7 * 3600

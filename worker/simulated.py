@@ -19,7 +19,7 @@ import dspy
 from dspy.clients.provider import Provider, TrainingJob
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 
-from worker.artifacts import LocalArtifactStore, content_name
+from worker.artifacts import ArtifactStore, content_name
 from worker.progress import report
 
 FINETUNE_MARK = ":ft-"
@@ -141,7 +141,7 @@ class SimulatedEngine:
 class SimulatedFinetuneProvider(Provider):  # type: ignore[misc]
     """A fine-tunable provider whose fine-tune names a content-addressed model and publishes a record."""
 
-    def __init__(self, artifacts: LocalArtifactStore | None = None) -> None:
+    def __init__(self, artifacts: ArtifactStore | None = None) -> None:
         super().__init__()
         self.finetunable = True
         self.artifacts = artifacts
@@ -168,7 +168,7 @@ def simulated_lm(
     model: str = "sim/arith-small",
     *,
     task: str = "arith",
-    artifacts: LocalArtifactStore | None = None,
+    artifacts: ArtifactStore | None = None,
     finetunable: bool = True,
     latency_ms: float = 0.0,
     **engine_kwargs: Any,

