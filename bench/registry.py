@@ -9,7 +9,7 @@ from collections.abc import Callable
 import dspy
 
 from bench.config import LATENCIES_MS, lm_name
-from worker.artifacts import LocalArtifactStore
+from worker.artifacts import ArtifactStore
 from worker.builtin import arithmetic_splits
 from worker.registry import Registry, WorkerResources
 from worker.simulated import simulated_lm
@@ -21,7 +21,7 @@ MODEL = "sim/arith-small"
 """The simulated model name, the same as the built-in demo's."""
 
 
-def make_lm(latency_ms: float, artifacts: LocalArtifactStore) -> dspy.BaseLM:
+def make_lm(latency_ms: float, artifacts: ArtifactStore) -> dspy.BaseLM:
     """Return the simulated LM sleeping `latency_ms` per call, fine-tuning into `artifacts`."""
     return simulated_lm(MODEL, task="arith", artifacts=artifacts, latency_ms=latency_ms)
 
