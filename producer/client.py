@@ -201,10 +201,14 @@ class JobClient:
             raise JobValidationError("job_id", f"job {job_id} has no result yet")
         request_id = uuid.uuid4().hex
         self.celery.send_task(keys.TASK_EVALUATE, args=(job_id, request_id, dataset, split), queue=self.settings.queue)
-        popped = self.redis.blpop([keys.evaluation_key(job_id, request_id)], timeout=timeout_s)
-        if popped is None:
-            raise JobTimeoutError(f"no worker evaluated job {job_id} within {timeout_s}s")
-        return decode(EvaluationReport, popped[1])
+        deadline = time.monotonic() + timeout_s
+        key = keys.evaluation_key(job_id, request_id)
+        # Short blocking pops: a client's socket timeout (5 s by default in redis-py) must not cut a long wait.
+        while time.monotonic() < deadline:
+            popped = self.redis.blpop([key], timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            if popped is not None:
+                return decode(EvaluationReport, popped[1])
+        raise JobTimeoutError(f"no worker evaluated job {job_id} within {timeout_s}s")
 
     def cancel(self, job_id: str) -> bool:
         """Ask the job to stop; running steps stop at the next check. False if it already ended."""

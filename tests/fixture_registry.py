@@ -64,10 +64,18 @@ def lm_for(name: str, resources: WorkerResources | None = None) -> dspy.BaseLM:
     raise KeyError(name)
 
 
+def teacher_program() -> dspy.Module:
+    """A stronger teacher: the same program on a more skilled simulated model."""
+    program = dspy.Predict("question -> answer")
+    program.set_lm(simulated_lm("sim/t-teacher", task="arith", finetunable=False, base_skill=0.9))
+    return program
+
+
 def register(registry: Registry) -> None:
     """Register the test programs, metric, LMs, dataset and the failing optimizer."""
     registry.program("t.qa", lambda: dspy.Predict("question -> answer"))
     registry.program("t.two", TwoStep)
+    registry.program("t.teacher", teacher_program)
     registry.metric("t.exact", exact)
     registry.dataset("t.arith", splits)
     for name in ("t.sim", "t.sim_slow", "t.sim_fixed"):

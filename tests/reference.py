@@ -43,11 +43,26 @@ def _optimizer(cls_name: str, kwargs: dict[str, Any], metric: Any) -> Any:
     return cls(**kwargs)
 
 
+PROGRAMS = {"t.qa": lambda: dspy.Predict("question -> answer"), "t.two": reg.TwoStep, "t.teacher": reg.teacher_program}
+
+
+def _teacher(raw: Any) -> Any:
+    """A teacher reference (one, or a list) as the programs dspy receives."""
+    if raw is None:
+        return None
+    return [PROGRAMS[r["name"]]() for r in raw] if isinstance(raw, list) else PROGRAMS[raw["name"]]()
+
+
+def _compile_args(raw: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+    if raw is None:
+        return None
+    return {key: {k: _teacher(v) if k == "teacher" else v for k, v in args.items()} for key, args in raw.items()}
+
+
 def run_reference(spec: dict[str, Any]) -> Reference:
     """Run `dspy.BetterTogether(...).compile(...)` in this process for a job spec dict."""
     lm = reg.lm_for(spec["lm"])
-    programs = {"t.qa": lambda: dspy.Predict("question -> answer"), "t.two": reg.TwoStep}
-    student = programs[spec["program"]["name"]]()
+    student = PROGRAMS[spec["program"]["name"]]()
     student.set_lm(lm)
     metric = reg.exact
     optimizers = {
@@ -72,7 +87,8 @@ def run_reference(spec: dict[str, Any]) -> Reference:
             valset=_examples(spec.get("valset"), spec.get("input_keys")),
             seed=spec["seed"],
             strategy=spec["strategy"],
-            optimizer_compile_args=spec.get("optimizer_compile_args"),
+            teacher=_teacher(spec.get("teacher")),
+            optimizer_compile_args=_compile_args(spec.get("optimizer_compile_args")),
             **options,
         )
     candidates = [(c["strategy"], c["score"], canonical(c["program"].dump_state())) for c in out.candidate_programs]

@@ -97,11 +97,14 @@ class ResolvedJob:
                 records = [v for v in value if isinstance(v, dict)]
                 args[name] = to_examples(records, self.spec.input_keys, self.registry)
             elif name == "teacher" and value is not None:
-                refs = value if isinstance(value, list) else [value]
-                args[name] = [self._program(ProgramRef.model_validate(r), LMBinder(self.lm)) for r in refs]
+                # One teacher stays one module, a list stays a list: optimizers differ in what they take.
+                args[name] = [self._teacher(r) for r in value] if isinstance(value, list) else self._teacher(value)
             else:
                 args[name] = resolve_refs(value, self.registry, self.resources)
         return args
+
+    def _teacher(self, raw: Any) -> dspy.Module:
+        return self._program(ProgramRef.model_validate(raw), LMBinder(self.lm))
 
     def _program(self, ref: ProgramRef, binder: LMBinder | None) -> dspy.Module:
         program: dspy.Module = self.registry.get("programs", ref.name)()

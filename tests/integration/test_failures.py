@@ -54,3 +54,22 @@ def test_unknown_teacher_structure_fails_the_job_without_candidates(client: JobC
     assert result.state is JobState.FAILED
     assert result.candidates == [] and result.best is None
     assert result.error is not None
+
+
+def test_job_level_teacher_reaches_bootstrapfewshot_as_a_list_and_fails_as_in_dspy(client: JobClient) -> None:
+    job = spec("p -> w", "given", True, 6)
+    job["optimizers"]["p"] = {"optimizer": "BootstrapFewShot", "kwargs": {"max_labeled_demos": 0}}
+    job["teacher"] = {"name": "t.teacher"}
+    result = client.wait(client.submit(job), timeout_s=120)
+    assert_same(result, job)
+    assert result.flag_compilation_error_occurred
+    assert result.error is not None and "deepcopy" in result.error.message
+
+
+def test_per_optimizer_teachers_keep_their_shape_and_match_in_process(client: JobClient) -> None:
+    job = spec("p -> w -> p", "given", True, 6)
+    job["optimizers"]["p"] = {"optimizer": "BootstrapFewShot", "kwargs": {"max_labeled_demos": 0}}
+    job["optimizer_compile_args"] = {"p": {"teacher": {"name": "t.teacher"}}, "w": {"teacher": [{"name": "t.teacher"}]}}
+    result = client.wait(client.submit(job), timeout_s=120)
+    assert_same(result, job)
+    assert not result.flag_compilation_error_occurred

@@ -41,7 +41,8 @@ def smollm2_lm(resources: WorkerResources) -> dspy.BaseLM:
     Fine-tuning progress (step, loss, ...) is reported as the running step's progress events.
     """
     provider = LlamaCppProvider(resources.artifacts, on_progress=report_finetune_progress)
-    return provider.lm(SMOLLM2, temperature=0.0, max_tokens=256)
+    # An ISO date is about 25 tokens; the stock model rambles to the cap on every wrong answer.
+    return provider.lm(SMOLLM2, temperature=0.0, max_tokens=64)
 
 
 def register(registry: Registry) -> None:
