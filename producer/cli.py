@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from producer.client import JobClient
-from producer.render import event_line, result_table
+from producer.render import result_table, show_live
 from producer.settings import ProducerSettings
 from producer.worker_command import worker_argv
 from schemas.exceptions import BtqError, JobValidationError
@@ -48,13 +48,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _watch(client: JobClient, job_id: str, timeout_s: float, *, as_json: bool) -> int:
-    for event in client.follow(job_id, timeout_s):
-        if as_json:
+    if as_json:
+        for event in client.follow(job_id, timeout_s):
             print(event.model_dump_json(), flush=True)
-            continue
-        line = event_line(event)
-        if line:
-            print(line, flush=True)
+    else:
+        show_live(client.follow(job_id, timeout_s))
     result = client.result(job_id)
     if result is not None and not as_json:
         print()

@@ -22,7 +22,7 @@ import redis
 
 from producer.client import JobClient
 from producer.demo_jobs import DEMOS
-from producer.render import event_line, result_table
+from producer.render import result_table, show_live
 from producer.settings import ProducerSettings
 from producer.worker_command import worker_argv
 from schemas.exceptions import FleetUnavailableError, JobTimeoutError
@@ -129,10 +129,7 @@ def run_demo(timeout_s: float, strategy: str, model: str) -> int:
 
             _wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
             job_id = client.submit({**demo.spec, "strategy": strategy})
-            for event in client.follow(job_id, timeout_s):
-                line = event_line(event)
-                if line:
-                    print(line, flush=True)
+            show_live(client.follow(job_id, timeout_s))
             result = client.result(job_id)
             dataset, split = demo.held_out
             held_out = client.evaluate(job_id, dataset, split, timeout_s=timeout_s) if result else None

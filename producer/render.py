@@ -1,6 +1,7 @@
 """Human-readable output: live progress lines and the candidate table."""
 
 import sys
+from collections.abc import Iterable
 from typing import TextIO
 
 from schemas.events import EventType, JobEvent
@@ -69,6 +70,23 @@ _LINES = {
 def event_line(event: JobEvent) -> str:
     """Return the line one event prints in `btq watch`."""
     return _LINES[event.type](event)
+
+
+def show_live(events: Iterable[JobEvent], out: TextIO = sys.stdout) -> None:
+    """Print events as they arrive; on a terminal, progress reports overwrite one line."""
+    overwrite = out.isatty()
+    pending = False  # a progress line is on screen without its newline
+    for event in events:
+        line = event_line(event)
+        if overwrite and event.type is EventType.STEP_PROGRESS:
+            out.write("\r\033[K" + line)
+            pending = True
+        else:
+            out.write(("\n" if pending else "") + line + "\n")
+            pending = False
+        out.flush()
+    if pending:
+        out.write("\n")
 
 
 def result_table(result: JobResult, out: TextIO = sys.stdout, held_out: EvaluationReport | None = None) -> None:
