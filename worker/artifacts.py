@@ -66,21 +66,28 @@ class LocalArtifactStore:
         return final
 
     def _publish(self, name: str, fill: Callable[[Path], object]) -> Path:
-        """Fill a staging directory and rename it into place, so readers see a whole artifact or none."""
-        final = self.path(name)
-        if final.is_dir():
-            return final
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
-        try:
-            fill(staging)
-            os.rename(staging, final)
-        except OSError:
-            # Another worker published the same content-addressed artifact first: theirs is identical.
-            shutil.rmtree(staging, ignore_errors=True)
-            if not final.is_dir():
-                raise
+        """Fill a staging directory and rename it into place (see `materialize`)."""
+        return materialize(self.path(name), fill)
+
+
+def materialize(final: Path, fill: Callable[[Path], object]) -> Path:
+    """Create directory `final` whole or not at all: fill a staging sibling, then rename it into place.
+
+    A no-op when `final` exists. Readers never see a partial artifact; when another worker renames the
+    same content-addressed artifact first, its copy is identical and ours is dropped.
+    """
+    if final.is_dir():
         return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
+    try:
+        fill(staging)
+        os.rename(staging, final)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not final.is_dir():
+            raise
+    return final
 
 
 def safe_artifact_name(name: str) -> str:
@@ -159,10 +166,9 @@ class FsspecArtifactStore:
             return final
         if not self.exists(name):
             raise FileNotFoundError(f"artifact {name!r} is not published at {self.url}")
-        self.cache.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.cache))
-        try:
-            prefix = self._remote(name)
+        prefix = self._remote(name)
+
+        def download(staging: Path) -> None:
             for remote in self.fs.find(prefix):
                 rel = remote[len(prefix) :].lstrip("/")
                 if rel == COMPLETE_MARKER:
@@ -170,12 +176,8 @@ class FsspecArtifactStore:
                 target = staging / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.fs.get_file(remote, str(target))
-            os.rename(staging, final)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not final.is_dir():
-                raise
-        return final
+
+        return materialize(final, download)
 
     def publish_files(self, name: str, files: dict[str, bytes]) -> Path:
         """Upload `files` (relative name -> content) as artifact `name`; a no-op if it exists."""

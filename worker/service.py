@@ -92,16 +92,7 @@ class StepService:
         if not_run is not None:
             outcome, error = not_run
             return self._record_without_running(spec, index, previous, outcome, attempt, error)
-        self.events.emit(
-            EventType.STEP_STARTED,
-            job_id,
-            len(spec.steps()),
-            step_index=index,
-            strategy=spec.strategy_prefix(index),
-            optimizer_key=spec.steps()[index - 1] if index else None,
-            worker=self.worker,
-            attempt=attempt,
-        )
+        self._emit_step(EventType.STEP_STARTED, spec, job_id, index, attempt=attempt)
         return self._execute(spec, job_id, index, previous, attempt)
 
     def finalize(self, job_id: str) -> JobResult:
@@ -200,35 +191,36 @@ class StepService:
 
     def _emit_outcome(self, spec: JobSpec, job_id: str, record: StepRecord) -> None:
         detail = {"outcome": record.outcome.value, **{k: round(v, 6) for k, v in record.timings_s.items()}}
-        self.events.emit(
+        self._emit_step(
             _OUTCOME_EVENTS[record.outcome],
+            spec,
             job_id,
-            len(spec.steps()),
-            step_index=record.index,
-            strategy=record.strategy,
-            optimizer_key=record.optimizer_key,
+            record.index,
             score=record.score,
             duration_s=record.finished_at - record.started_at,
-            worker=record.worker,
             attempt=record.attempt,
             error=record.error,
             detail=detail,
+        )
+
+    def _emit_step(self, event_type: EventType, spec: JobSpec, job_id: str, index: int, **fields: Any) -> None:
+        """Emit one event about step `index`, with the fields every step event carries."""
+        self.events.emit(
+            event_type,
+            job_id,
+            len(spec.steps()),
+            step_index=index,
+            strategy=spec.strategy_prefix(index),
+            optimizer_key=spec.steps()[index - 1] if index else None,
+            worker=self.worker,
+            **fields,
         )
 
     def _progress_reporter(
         self, spec: JobSpec, job_id: str, index: int, attempt: int
     ) -> Callable[[dict[str, Any]], None]:
         def emit(detail: dict[str, Any]) -> None:
-            self.events.emit(
-                EventType.STEP_PROGRESS,
-                job_id,
-                len(spec.steps()),
-                step_index=index,
-                strategy=spec.strategy_prefix(index),
-                worker=self.worker,
-                attempt=attempt,
-                detail=detail,
-            )
+            self._emit_step(EventType.STEP_PROGRESS, spec, job_id, index, attempt=attempt, detail=detail)
 
         return emit
 
