@@ -90,6 +90,10 @@ class JobSpec(VersionedModel):
     valset_ratio: float = 0.1
     shuffle_trainset_between_steps: bool = True
     optimizer_compile_args: dict[str, dict[str, JsonValue]] | None = None
+    cache: bool = Field(
+        default=True,
+        description="Use the fleet's shared LM-call cache (a re-run or a redelivered step replays finished calls)",
+    )
 
     @field_validator("trainset")
     @classmethod

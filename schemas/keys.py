@@ -9,12 +9,25 @@ PREFIX = "btq"
 TASK_STEP = "btq.step"
 TASK_FINALIZE = "btq.finalize"
 TASK_EVALUATE = "btq.evaluate"
+TASK_SHARD = "btq.shard"
+
+EVAL_QUEUE_SUFFIX = ".eval"
+"""Shard tasks go to `<queue>.eval`; every worker consumes it beside its step queue."""
 
 GLOBAL_EVENTS = f"{PREFIX}:events"
 """Stream of every job's events, capped by the worker's `global_stream_maxlen` setting."""
 
 MANIFEST = f"{PREFIX}:manifest"
 """JSON RegistryManifest published by workers at start; the producer validates jobs against it."""
+
+FLEET_SLOTS = f"{PREFIX}:fleet:slots"
+"""Prefix of `<prefix>:<worker>` keys holding a live worker's pool size, refreshed by its heartbeat."""
+
+LM_CACHE = f"{PREFIX}:lmcache"
+"""Prefix of the shared LM-call cache entries `<prefix>:<sha256>` (JSON values with a TTL)."""
+
+LM_CACHE_INDEX = f"{PREFIX}:lmcache:index"
+"""Sorted set of cache entry keys by insertion time, to cap the cache's size."""
 
 JOBS_INDEX = f"{PREFIX}:jobs"
 """Sorted set of job ids scored by submission time."""
@@ -43,6 +56,16 @@ def lease_key(job_id: str, index: int) -> str:
 def evaluation_key(job_id: str, request_id: str) -> str:
     """Return the list an evaluation's report is pushed to (the requester pops it, bounded)."""
     return f"{PREFIX}:job:{job_id}:evaluation:{request_id}"
+
+
+def eval_queue(queue: str) -> str:
+    """Return the queue shard tasks of jobs on `queue` are sent to."""
+    return f"{queue}{EVAL_QUEUE_SUFFIX}"
+
+
+def eval_key(job_id: str, eval_id: str, part: str) -> str:
+    """Return the key of one part (request, todo, results, notify, lease:<n>) of a sharded evaluation."""
+    return f"{PREFIX}:job:{job_id}:eval:{eval_id}:{part}"
 
 
 def job_keys(job_id: str, steps: int) -> list[str]:

@@ -73,6 +73,8 @@ class Fleet:
             "BTQ_IMPORTS": '["tests.fixture_registry"]',
             "BTQ_ARTIFACT_DIR": self.artifact_dir,
             "PYTHONPATH": str(ROOT),
+            # Small shards, so the tests' small valsets are really sharded across the fleet.
+            "BTQ_SHARD_MIN_EXAMPLES": "2",
             **self.extra_env,
         }
         log = Path(self.artifact_dir) / f"{name}.log"

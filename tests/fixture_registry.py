@@ -1,14 +1,20 @@
 """The registry the test workers import (settings `imports`), as a user's module would be."""
 
+import os
 import random
 from typing import Any
 
 import dspy
+import redis
 from dspy.clients.provider import Provider
+from dspy.lm15 import Request, Response
 from dspy.teleprompt.teleprompt import Teleprompter
 
 from worker.registry import Registry, WorkerResources
-from worker.simulated import simulated_lm
+from worker.simulated import SimulatedEngine, simulated_lm
+
+LM_CALLS_KEY = "btq-test:lm-calls"
+"""Counter of calls the `t.counted` LM answered, in the worker's Redis database."""
 
 
 class TwoStep(dspy.Module):
@@ -50,6 +56,26 @@ def exact(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:
     return str(getattr(prediction, "answer", "")).strip() == str(example.answer).strip()
 
 
+class CountingEngine(SimulatedEngine):
+    """The simulated engine, counting the calls it answers in the worker's Redis (the test reads the count)."""
+
+    def complete(self, request: Request) -> Response:
+        url = os.environ.get("BTQ_REDIS_URL")
+        if url:
+            redis.Redis.from_url(url).incr(LM_CALLS_KEY)
+        return super().complete(request)
+
+
+def flaky(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:
+    """Exact match that raises on answers ending in 3: a metric with deterministic errors."""
+    if str(example.answer).endswith("3"):
+        raise ValueError(f"flaky metric refuses {example.answer}")
+    return exact(example, prediction, trace)
+
+
+METRICS = {"t.exact": exact, "t.flaky": flaky}
+
+
 def lm_for(name: str, resources: WorkerResources | None = None) -> dspy.BaseLM:
     """Build one of the test LMs (the in-process reference calls this too)."""
     artifacts = resources.artifacts if resources else None
@@ -57,6 +83,10 @@ def lm_for(name: str, resources: WorkerResources | None = None) -> dspy.BaseLM:
         return simulated_lm("sim/t-small", task="arith", artifacts=artifacts)
     if name == "t.sim_slow":
         return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=25)
+    if name == "t.sim_slower":
+        return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=120)
+    if name == "t.counted":
+        return simulated_lm("sim/t-counted", task="arith", artifacts=artifacts, cache=True, engine_class=CountingEngine)
     if name == "t.sim_fixed":
         lm = simulated_lm("sim/t-fixed", task="arith", finetunable=False)
         assert isinstance(lm.provider, Provider)
@@ -76,8 +106,9 @@ def register(registry: Registry) -> None:
     registry.program("t.qa", lambda: dspy.Predict("question -> answer"))
     registry.program("t.two", TwoStep)
     registry.program("t.teacher", teacher_program)
-    registry.metric("t.exact", exact)
+    for metric_name, metric in METRICS.items():
+        registry.metric(metric_name, metric)
     registry.dataset("t.arith", splits)
-    for name in ("t.sim", "t.sim_slow", "t.sim_fixed"):
+    for name in ("t.sim", "t.sim_slow", "t.sim_slower", "t.counted", "t.sim_fixed"):
         registry.lm(name, lambda resources, name=name: lm_for(name, resources))
     registry.optimizer(FailingOptimizer)

@@ -64,7 +64,7 @@ def run_reference(spec: dict[str, Any]) -> Reference:
     lm = reg.lm_for(spec["lm"])
     student = PROGRAMS[spec["program"]["name"]]()
     student.set_lm(lm)
-    metric = reg.exact
+    metric = reg.METRICS[spec.get("metric", "t.exact")]
     optimizers = {
         k: _optimizer(o["optimizer"], o.get("kwargs", {}), metric) for k, o in spec.get("optimizers", {}).items()
     }

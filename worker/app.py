@@ -2,12 +2,14 @@
 
 from typing import Any
 
-from celery import Celery
-from celery.signals import task_postrun, worker_ready
+from celery import Celery, group
+from celery.signals import task_postrun, worker_ready, worker_shutdown
 from dspy.clients.base_lm import GLOBAL_HISTORY
+from kombu.entity import Queue
 
 from schemas import keys
 from worker.events import worker_name
+from worker.fleet import Heartbeat
 from worker.runtime import WorkerRuntime
 from worker.settings import WorkerSettings
 
@@ -23,6 +25,9 @@ def create_app(settings: WorkerSettings) -> Celery:
         result_accept_content=["json"],
         task_ignore_result=True,
         task_default_queue=settings.queue,
+        # Steps on the job queue, evaluation shards on their own queue: a worker consumes both unless
+        # told otherwise (`-Q`), and evaluation-only workers can be started on `<queue>.eval`.
+        task_queues=[Queue(settings.queue), Queue(keys.eval_queue(settings.queue))],  # type: ignore[no-untyped-call]
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -41,10 +46,29 @@ def create_app(settings: WorkerSettings) -> Celery:
     )
     runtime = WorkerRuntime(settings)
     _register_tasks(app, runtime)
+    eval_queue = keys.eval_queue(settings.queue)
+
+    def send_shards(job_id: str, eval_id: str, count: int) -> None:
+        # The fan-out of one evaluation: a group of shard tasks; each claims shards until none is left.
+        group(
+            app.signature(keys.TASK_SHARD, args=(job_id, eval_id), queue=eval_queue) for _ in range(count)
+        ).apply_async()
+
+    runtime.bind_shard_sender(send_shards)
+    beats: list[Heartbeat] = []
 
     @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def _publish(sender: Any = None, **_: Any) -> None:
-        runtime.publish_manifest(getattr(sender, "hostname", None) or worker_name())
+        name = getattr(sender, "hostname", None) or worker_name()
+        runtime.publish_manifest(name)
+        slots = int(getattr(getattr(sender, "controller", None), "concurrency", None) or 1)
+        beats.append(Heartbeat(settings.redis_url, name, slots, settings.heartbeat_interval_s))
+        beats[-1].start()
+
+    @worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _leave(**_: Any) -> None:
+        for beat in beats:
+            beat.stop()
 
     @task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
     def _forget_history(**_: Any) -> None:
@@ -68,6 +92,13 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
     def finalize(self: Any, job_id: str) -> dict[str, Any]:
         result = runtime.service(_worker(self)).finalize(job_id)
         return {"job_id": job_id, "state": result.state.value}
+
+    @app.task(name=keys.TASK_SHARD, bind=True)  # type: ignore[untyped-decorator]
+    def shard(self: Any, job_id: str, eval_id: str) -> dict[str, Any]:
+        if not isinstance(job_id, str) or not isinstance(eval_id, str):
+            return {"stored": 0}  # a forged message: nothing to look up
+        stored = runtime.shard_runner(_worker(self)).work(job_id, eval_id)
+        return {"job_id": job_id, "eval_id": eval_id, "stored": stored}
 
     @app.task(name=keys.TASK_EVALUATE, bind=True)  # type: ignore[untyped-decorator]
     def evaluate(self: Any, job_id: str, request_id: str, dataset: str, split: str) -> dict[str, Any]:

@@ -23,6 +23,8 @@ def cancellable(metric: Callable[..., Any], is_cancelled: Callable[[], bool]) ->
             raise CancelledDuringEvaluation("job cancelled")
         return metric(example, prediction, trace)
 
+    # Lets the shard planner see which registered metric this wraps (see worker/shard_plan.py).
+    wrapped.__btq_metric__ = getattr(metric, "__btq_metric__", metric)  # type: ignore[attr-defined]
     return wrapped
 
 

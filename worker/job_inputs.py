@@ -14,6 +14,9 @@ from worker.program_state import load_program
 from worker.registry import Registry, WorkerResources
 from worker.settings import WorkerSettings
 
+DEFAULT_OPTIMIZERS = {"p": "BootstrapFewShotWithRandomSearch", "w": "BootstrapFinetune"}
+"""What dspy.BetterTogether uses when a job names no optimizers."""
+
 EXAMPLE_SETS = ("trainset", "valset")
 """compile args holding examples; they arrive as JSON records and become dspy.Examples."""
 
@@ -36,6 +39,13 @@ def split_valset(
         return trainset, None
     n_val = int(valset_ratio * len(trainset))
     return trainset[n_val:], trainset[:n_val]
+
+
+_KNOWN_NO_HISTORY = frozenset(
+    {"LabeledFewShot", "BootstrapFewShot", "BootstrapFewShotWithRandomSearch", "BootstrapFinetune"}
+)
+"""Optimizers checked not to read `lm.history`. MIPROv2 (token counts, task-model traces), GEPA, SIMBA,
+COPRO and classes registries add keep it: history is only switched off where nothing reads it."""
 
 
 @dataclass
@@ -87,6 +97,12 @@ class ResolvedJob:
     def optimizer(self, key: str) -> Teleprompter:
         """Build the optimizer of strategy key `key` (call inside the job's dspy.context)."""
         return build_optimizer(key, self.spec, self.metric, self.registry, self.resources)
+
+    def reads_lm_history(self, key: str) -> bool:
+        """Whether the optimizer of strategy key `key` may read LM call history (unknown classes: yes)."""
+        spec = self.spec.optimizers.get(key)
+        name = spec.optimizer if spec is not None else DEFAULT_OPTIMIZERS.get(key, "")
+        return name not in _KNOWN_NO_HISTORY
 
     def compile_args(self, key: str) -> dict[str, Any]:
         """Return `optimizer_compile_args[key]` with example sets, teachers and references resolved."""

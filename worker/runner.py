@@ -67,7 +67,8 @@ def run_baseline(job: ResolvedJob, hooks: StepHooks) -> StepRecord:
     started = time.time()
     rng = random.Random(job.spec.seed)
     order = list(range(len(job.trainset)))
-    with dspy.context(lm=job.lm, trace=[]):  # a fresh trace: the process-wide one only grows
+    # A fresh trace (the process-wide one only grows) and no per-call history nobody reads.
+    with dspy.context(lm=job.lm, trace=[], disable_history=True):
         student = job.initial_student()
         assert_all_predictors_have_lms(student, role="student")
         for teacher in job.teachers() or []:
@@ -106,7 +107,8 @@ def run_step(job: ResolvedJob, previous: StepRecord, hooks: StepHooks) -> StepRe
     state: dict[str, Any] | None = None
     error: ErrorRecord | None = None
     try:
-        with dspy.context(lm=job.lm, trace=[]):  # a fresh trace: the process-wide one only grows
+        # A fresh trace (the process-wide one only grows); per-call history only for optimizers that read it.
+        with dspy.context(lm=job.lm, trace=[], disable_history=not job.reads_lm_history(key)):
             student = job.student_from_state(previous.program_state or {})
             hooks.timings["load_s"] = time.time() - started
             if job.spec.shuffle_trainset_between_steps:

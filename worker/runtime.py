@@ -1,4 +1,4 @@
-"""Per-process runtime: the registry, Redis client and step service, built lazily after fork."""
+"""Per-process runtime: the registry, Redis client, step service and shard runner, built lazily after fork."""
 
 import os
 import threading
@@ -8,9 +8,14 @@ import redis
 from schemas import keys
 from worker.artifacts import store_from_url
 from worker.events import EventEmitter, worker_name
+from worker.fleet import live_slots
+from worker.job_inputs import ResolvedJob
+from worker.lm_cache import install_cache
 from worker.registry import Registry, WorkerResources, load_registry
 from worker.service import StepService
 from worker.settings import WorkerSettings
+from worker.shard_runner import ShardRunner
+from worker.sharded_eval import SendShards, ShardingConfig, ShardingSupport
 from worker.store import JobStore
 
 
@@ -22,7 +27,9 @@ class WorkerRuntime:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._service: StepService | None = None
+        self._shards: ShardRunner | None = None
         self._registry: Registry | None = None
+        self._send_shards: SendShards | None = None
 
     @property
     def registry(self) -> Registry:
@@ -31,25 +38,65 @@ class WorkerRuntime:
             self._registry = load_registry(self.settings.imports)
         return self._registry
 
+    def bind_shard_sender(self, send: SendShards) -> None:
+        """Give steps a way to ask the fleet for help with their evaluations (a Celery group)."""
+        self._send_shards = send
+
+    @property
+    def sharding_config(self) -> ShardingConfig:
+        """How evaluations are cut, from settings."""
+        return ShardingConfig(
+            min_examples=self.settings.shard_min_examples,
+            shards_per_slot=self.settings.shards_per_slot,
+            lease_ttl_s=self.settings.shard_lease_ttl_s,
+            ttl_s=self.settings.job_ttl_s,
+        )
+
     def service(self, worker: str | None = None) -> StepService:
         """Return this process's step service (a fresh one after a fork)."""
         with self._lock:
             if self._service is None or self._pid != os.getpid():
-                client = redis.Redis.from_url(self.settings.redis_url)
-                resources = WorkerResources(
-                    artifacts=store_from_url(self.settings.artifact_dir),
-                    secrets={k: v.get_secret_value() for k, v in self.settings.lm_api_keys.items()},
-                )
-                self._service = StepService(
-                    store=JobStore(client, self.settings.job_ttl_s),
-                    events=EventEmitter(client, self.settings.job_stream_maxlen, self.settings.global_stream_maxlen),
-                    registry=self.registry,
-                    resources=resources,
-                    settings=self.settings,
-                    worker=worker or worker_name(),
-                )
-                self._pid = os.getpid()
+                self._build(worker or worker_name())
+            assert self._service is not None
             return self._service
+
+    def shard_runner(self, worker: str | None = None) -> ShardRunner:
+        """Return this process's shard runner (a fresh one after a fork)."""
+        self.service(worker)
+        assert self._shards is not None
+        return self._shards
+
+    def _build(self, worker: str) -> None:
+        client = redis.Redis.from_url(self.settings.redis_url)
+        resources = WorkerResources(
+            artifacts=store_from_url(self.settings.artifact_dir),
+            secrets={k: v.get_secret_value() for k, v in self.settings.lm_api_keys.items()},
+        )
+        s = self.settings
+        install_cache(
+            client if s.lm_cache_enabled else None, s.lm_cache_ttl_s, s.lm_cache_max_entries, s.lm_cache_max_value_bytes
+        )
+        sharding = None
+        if s.sharding_enabled and self._send_shards is not None:
+            sharding = ShardingSupport(
+                config=self.sharding_config, live_slots=lambda: live_slots(client), send_shards=self._send_shards
+            )
+        store = JobStore(client, s.job_ttl_s)
+        self._service = StepService(
+            store=store,
+            events=EventEmitter(client, s.job_stream_maxlen, s.global_stream_maxlen),
+            registry=self.registry,
+            resources=resources,
+            settings=s,
+            worker=worker,
+            sharding=sharding,
+        )
+
+        def resolve(job_id: str) -> ResolvedJob:
+            return ResolvedJob.resolve(store.spec(job_id), self.registry, resources, s)
+
+        self._shards = ShardRunner(client, self.sharding_config, resolve, store.is_cancelled, worker)
+        self._pid = os.getpid()
 
     def publish_manifest(self, worker: str) -> None:
         """Publish what this worker can run, for producers to validate jobs against."""

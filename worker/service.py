@@ -5,7 +5,8 @@ redelivered step whose record exists returns it untouched, so no candidate is re
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from schemas import keys
@@ -13,15 +14,19 @@ from schemas.errors import ErrorRecord
 from schemas.events import EventType
 from schemas.job import JobSpec
 from schemas.result import EvaluationReport, JobResult, StepOutcome, StepRecord
+from worker.evaluate_hook import evaluating_with
 from worker.events import EventEmitter
+from worker.example_eval import EvaluationCancelled
 from worker.held_out import score_candidates
 from worker.job_inputs import ResolvedJob
 from worker.lease import StepLease
+from worker.lm_cache import caching_for
 from worker.progress import reporting_to
 from worker.ranking import build_result
 from worker.registry import Registry, WorkerResources
 from worker.runner import StepHooks, run_baseline, run_step
 from worker.settings import WorkerSettings
+from worker.sharded_eval import ShardingSupport, StepEvaluator
 from worker.store import JobStore
 
 _OUTCOME_EVENTS = {
@@ -44,8 +49,10 @@ class StepService:
         resources: WorkerResources,
         settings: WorkerSettings,
         worker: str,
+        sharding: ShardingSupport | None = None,
     ) -> None:
         self.store = store
+        self.sharding = sharding
         self.events = events
         self.registry = registry
         self.resources = resources
@@ -156,14 +163,41 @@ class StepService:
         hooks = StepHooks(is_cancelled=self._cancel_check(job_id), worker=self.worker, attempt=attempt)
         try:
             job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
-            with reporting_to(self._progress_reporter(spec, job_id, index, attempt)):
+            with (
+                reporting_to(self._progress_reporter(spec, job_id, index, attempt)),
+                self._step_context(job, job_id, index, hooks.is_cancelled),
+            ):
                 if previous is None:
                     return run_baseline(job, hooks)
                 return run_step(job, previous, hooks)
         except Exception as exc:  # resolution or baseline errors end the job as a recorded failure
+            cancelled = isinstance(exc, EvaluationCancelled) or hooks.is_cancelled()
+            outcome = StepOutcome.CANCELLED if cancelled else StepOutcome.FAILED
             return self._record_without_running(
-                spec, index, previous, StepOutcome.FAILED, attempt, ErrorRecord.from_exception(exc)
+                spec, index, previous, outcome, attempt, None if cancelled else ErrorRecord.from_exception(exc)
             )
+
+    @contextmanager
+    def _step_context(
+        self, job: ResolvedJob, job_id: str, index: int, is_cancelled: Callable[[], bool]
+    ) -> Iterator[None]:
+        """The shared LM cache and, when on, sharded evaluation for everything the step evaluates."""
+        with ExitStack() as stack:
+            stack.enter_context(caching_for(job, job.spec.cache and self.settings.lm_cache_enabled))
+            if self.sharding is not None:
+                evaluator = StepEvaluator(
+                    job,
+                    job_id,
+                    index,
+                    self.store.redis,
+                    self.sharding.config,
+                    worker=self.worker,
+                    live_slots=self.sharding.live_slots,
+                    send_shards=self.sharding.send_shards,
+                    is_cancelled=is_cancelled,
+                )
+                stack.enter_context(evaluating_with(evaluator))
+            yield
 
     def _record_without_running(
         self,

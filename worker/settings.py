@@ -40,3 +40,20 @@ class WorkerSettings(BaseSettings):
     )
     lm_api_bases: dict[str, str] = Field(default_factory=dict, description="LiteLLM provider prefix -> API base URL")
     allow_litellm_models: bool = True
+    sharding_enabled: bool = Field(
+        default=True, description="Shard a step's evaluations across the fleet (off: every evaluation in-process)"
+    )
+    shard_min_examples: int = Field(
+        default=16, ge=1, description="Smallest shard; evaluations of fewer than twice this stay in-process"
+    )
+    shards_per_slot: int = Field(default=3, ge=1, description="Shards cut per live worker process (load balancing)")
+    shard_lease_ttl_s: float = Field(
+        default=10.0, gt=0, description="A claimed shard's lease; a shard whose holder died is re-run after it lapses"
+    )
+    heartbeat_interval_s: float = Field(
+        default=5.0, gt=0, description="How often a worker says it is alive (its pool size counts for sharding)"
+    )
+    lm_cache_enabled: bool = Field(default=True, description="Use the fleet's shared LM-call cache in Redis")
+    lm_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1, description="How long a cached LM call is kept")
+    lm_cache_max_entries: int = Field(default=1_000_000, ge=1, description="Cap on cached LM calls (oldest dropped)")
+    lm_cache_max_value_bytes: int = Field(default=1_000_000, ge=1, description="Larger responses are not cached")

@@ -171,9 +171,14 @@ def simulated_lm(
     artifacts: ArtifactStore | None = None,
     finetunable: bool = True,
     latency_ms: float = 0.0,
+    cache: bool = False,
+    engine_class: type[SimulatedEngine] = SimulatedEngine,
     **engine_kwargs: Any,
 ) -> dspy.LM:
-    """Return a `dspy.LM` backed by `SimulatedEngine` (and a simulated fine-tuning provider)."""
-    engine = SimulatedEngine(task=task, latency_ms=latency_ms, **engine_kwargs)
+    """Return a `dspy.LM` backed by `SimulatedEngine` (and a simulated fine-tuning provider).
+
+    `cache=True` lets dspy's cache (the fleet's shared LM-call cache, in a worker) answer repeated calls.
+    """
+    engine = engine_class(task=task, latency_ms=latency_ms, **engine_kwargs)
     provider = SimulatedFinetuneProvider(artifacts) if finetunable else Provider()
-    return dspy.LM(model, engine=engine, provider=provider, cache=False)
+    return dspy.LM(model, engine=engine, provider=provider, cache=cache)

@@ -1,0 +1,126 @@
+"""The fleet's side of sharded evaluation: a shard task claims shards of one evaluation until none is left.
+
+Everything is rebuilt from references: the job from its stored spec and this worker's registry, the
+program from its registered factory and state, LMs from the job LM, the metric by name, the examples by
+index. A shard that cannot be rebuilt or whose outcomes cannot travel is given back (its lease released)
+and the step scores it itself; an infrastructure error leaves it to the step the same way.
+"""
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import dspy
+import redis
+from dspy.teleprompt.bootstrap_finetune import launch_lms
+
+from schemas.sharding import EvalRequest, ShardResult
+from worker.evaluation import cancellable
+from worker.example_eval import EvaluationCancelled, score_examples
+from worker.job_inputs import ResolvedJob
+from worker.lm_binding import LMBinder
+from worker.lm_cache import caching_for
+from worker.outcome_codec import encode
+from worker.program_state import load_program
+from worker.shard_board import ShardBoard
+from worker.sharded_eval import ShardingConfig
+
+logger = logging.getLogger(__name__)
+
+ResolveJob = Callable[[str], ResolvedJob]
+"""resolve(job_id): the job's spec resolved with this worker's registry."""
+
+
+class ShardRunner:
+    """Scores shards of evaluations published by steps running anywhere in the fleet."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        config: ShardingConfig,
+        resolve: ResolveJob,
+        is_cancelled: Callable[[str], bool],
+        worker: str,
+    ) -> None:
+        self.redis = client
+        self.config = config
+        self.resolve = resolve
+        self.is_cancelled = is_cancelled
+        self.worker = worker
+        self._jobs: OrderedDict[str, ResolvedJob] = OrderedDict()
+
+    def work(self, job_id: str, eval_id: str) -> int:
+        """Claim and score shards of one evaluation until none is queued; return how many were stored."""
+        board = ShardBoard(self.redis, job_id, eval_id, self.config.ttl_s, self.config.lease_ttl_s)
+        request = board.request()
+        if request is None or request.job_id != job_id:
+            return 0  # finished and expired, or a message naming something that does not exist
+        built: tuple[dspy.Module, Callable[..., Any], dspy.BaseLM, list[dspy.Example]] | None = None
+        stored = 0
+        while (claim := board.claim_next()) is not None:
+            shard, lease = claim
+            with lease:
+                try:
+                    built = built or self._build(request)
+                    stored += self._score(board, request, shard, *built)
+                except EvaluationCancelled:
+                    return stored
+                except Exception:  # given back: the step scores this shard itself with its own objects
+                    logger.warning("shard %s of evaluation %s given back to its step", shard, eval_id, exc_info=True)
+        return stored
+
+    def _job(self, job_id: str) -> ResolvedJob:
+        if job_id not in self._jobs:
+            self._jobs[job_id] = self.resolve(job_id)
+            while len(self._jobs) > 4:  # a few recent jobs: shards of one evaluation arrive together
+                self._jobs.popitem(last=False)
+        self._jobs.move_to_end(job_id)
+        return self._jobs[job_id]
+
+    def _build(self, request: EvalRequest) -> tuple[dspy.Module, Callable[..., Any], dspy.BaseLM, list[dspy.Example]]:
+        job = self._job(request.job_id)
+        binder = LMBinder(job.lm)
+        factory = job.registry.get("programs", request.program)
+        program = load_program(factory(), dict(request.program_state), binder)
+        context_lm = binder.lm_for(dict(request.context_lm)) if request.context_lm is not None else job.lm
+        assert context_lm is not None
+        metric = job.metric if request.metric is None else job.registry.get("metrics", request.metric)
+        sets = {"train": job.trainset, "val": job.valset or []}
+        examples = [sets[name][index] for name, index in request.examples]
+        with dspy.context(lm=context_lm):
+            launch_lms(program)
+        return program, cancellable(metric, lambda: self.is_cancelled(request.job_id)), context_lm, examples
+
+    def _score(
+        self,
+        board: ShardBoard,
+        request: EvalRequest,
+        shard: int,
+        program: dspy.Module,
+        metric: Callable[..., Any],
+        context_lm: dspy.BaseLM,
+        examples: list[dspy.Example],
+    ) -> int:
+        started = time.time()
+        start, end = request.shards[shard]
+        job = self._job(request.job_id)
+        with dspy.context(lm=context_lm, trace=[], disable_history=True), caching_for(job, request.cache):
+            scored = score_examples(
+                program,
+                examples[start:end],
+                metric,
+                num_threads=request.num_threads,
+                max_errors=request.max_errors,
+                provide_traceback=request.provide_traceback,
+                is_cancelled=lambda: self.is_cancelled(request.job_id),
+            )
+        result = ShardResult(
+            shard=shard,
+            worker=self.worker,
+            outcomes=[encode(outcome) for outcome in scored.outcomes],
+            aborted=scored.aborted,
+            duration_s=time.time() - started,
+        )
+        return int(board.store(result))
