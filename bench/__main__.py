@@ -28,15 +28,24 @@ Section = Callable[[BenchContext], SectionResult]
 
 def _sections() -> dict[str, Section]:
     # Imported here: each section pulls in dspy and the worker code, which the argument parser does not need.
+    from bench.cache_calls import run_cache
     from bench.events import run_events
     from bench.memory import run_memory
+    from bench.onejob import run_onejob
     from bench.overhead import run_overhead
     from bench.scale import run_scale
 
-    return {"overhead": run_overhead, "scale": run_scale, "events": run_events, "memory": run_memory}
+    return {
+        "overhead": run_overhead,
+        "scale": run_scale,
+        "onejob": run_onejob,
+        "cache": run_cache,
+        "events": run_events,
+        "memory": run_memory,
+    }
 
 
-SECTION_NAMES = ("overhead", "scale", "events", "memory")
+SECTION_NAMES = ("overhead", "scale", "onejob", "cache", "events", "memory")
 
 
 def _quiet_logs() -> None:

@@ -13,10 +13,10 @@ RESULTS_DIR = ROOT / "bench" / "results"
 REDIS_HOST = os.environ.get("BTQ_BENCH_REDIS", "redis://127.0.0.1:6379")
 """Redis server; the database number is appended per section."""
 
-BENCH_DBS = (10, 11, 12, 13)
+BENCH_DBS = (10, 11, 12, 13, 14, 15)
 """The only databases the bench may use or flush: other databases belong to the test suite."""
 
-DB_OVERHEAD, DB_SCALE, DB_EVENTS, DB_MEMORY = BENCH_DBS
+DB_OVERHEAD, DB_SCALE, DB_EVENTS, DB_MEMORY, DB_ONEJOB, DB_CACHE = BENCH_DBS
 """One database per section, so a section's leftover workers or keys can never touch another's."""
 
 LATENCIES_MS = (0, 20, 50)
@@ -51,6 +51,11 @@ class Plan:
     """Cumulative job counts after which the worker's RSS is read (all go to the JSON)."""
     memory_report: tuple[int, ...]
     """The checkpoints shown in the table."""
+    onejob_workers: tuple[int, ...] = (1, 2, 4)
+    onejob_valset: int = 200
+    onejob_reps: int = 2
+    onejob_latency_ms: int = 20
+    cache_valset: int = 60
 
 
 FULL = Plan(
@@ -79,4 +84,7 @@ QUICK = Plan(
     events_workers=2,
     memory_checkpoints=(1, 20, 50),
     memory_report=(1, 20, 50),
+    onejob_valset=80,
+    onejob_reps=1,
+    cache_valset=30,
 )

@@ -17,8 +17,8 @@ class BenchContext:
     startup_s: list[float] = field(default_factory=list)
     """Spawn-to-manifest seconds of every worker started by any section (each started alone)."""
 
-    def fleet(self, db: int, section: str) -> Fleet:
+    def fleet(self, db: int, section: str, env: dict[str, str] | None = None) -> Fleet:
         """Return an empty fleet for `section` on bench database `db`, with its own artifacts and logs."""
         root = self.workdir / section
         (root / "logs").mkdir(parents=True, exist_ok=True)
-        return Fleet(db, root / "artifacts", root / "logs", on_started=self.startup_s.append)
+        return Fleet(db, root / "artifacts", root / "logs", on_started=self.startup_s.append, env=dict(env or {}))

@@ -60,7 +60,7 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
-def _worker_env(db: int, artifact_dir: Path) -> dict[str, str]:
+def _worker_env(db: int, artifact_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     # Inherited BTQ_* variables could redirect or break the worker (its settings forbid extras).
     env = {k: v for k, v in os.environ.items() if not k.startswith("BTQ_")}
     env.update(
@@ -70,6 +70,7 @@ def _worker_env(db: int, artifact_dir: Path) -> dict[str, str]:
             "BTQ_ARTIFACT_DIR": str(artifact_dir),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "PYTHONPATH": str(ROOT),
+            **(extra or {}),
         }
     )
     return env
@@ -129,6 +130,8 @@ class Fleet:
     on_started: Callable[[float], None] | None = None
     """Receives each worker's start-up seconds (the bench pools them across sections)."""
     workers: list[WorkerProcess] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra BTQ_ settings for this fleet's workers."""
 
     def start(self, name: str, queues: list[str] | None = None, pool: str | None = None) -> WorkerProcess:
         """Spawn one worker and wait (bounded) until it published its manifest; record the start-up."""
@@ -144,7 +147,11 @@ class Fleet:
         with log_path.open("wb") as log:
             spawned_at = time.time()
             proc = subprocess.Popen(
-                argv, cwd=ROOT, env=_worker_env(self.db, self.artifact_dir), stdout=log, stderr=subprocess.STDOUT
+                argv,
+                cwd=ROOT,
+                env=_worker_env(self.db, self.artifact_dir, self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         worker = WorkerProcess(name, proc, log_path, spawned_at)
         self.workers.append(worker)

@@ -4,21 +4,56 @@ Workers import this module by name from `BTQ_IMPORTS`; the in-process baseline b
 through `make_lm`, so both sides talk to an identical deterministic engine.
 """
 
+import os
+import random
 from collections.abc import Callable
 
 import dspy
+import redis
+from dspy.lm15 import Request, Response
 
 from bench.config import LATENCIES_MS, lm_name
 from worker.artifacts import ArtifactStore
 from worker.builtin import arithmetic_splits
 from worker.registry import Registry, WorkerResources
-from worker.simulated import simulated_lm
+from worker.simulated import SimulatedEngine, simulated_lm
 
 TINY_DATASET = "bench.tiny"
 """A dataset small enough that a job costs a handful of LM calls (events and memory sections)."""
 
 MODEL = "sim/arith-small"
 """The simulated model name, the same as the built-in demo's."""
+
+
+EVAL_DATASET = "bench.eval"
+"""Generated arithmetic: 20 training and 200 validation examples (an evaluation-bound job)."""
+
+COUNTED_LM = "bench.counted20"
+"""A cached simulated LM (20 ms per call) counting the calls it answers in the worker's Redis."""
+
+LM_CALLS_KEY = "bench:lm-calls"
+
+
+class CountingEngine(SimulatedEngine):
+    """The simulated engine, counting answered calls in the worker's Redis database."""
+
+    def complete(self, request: Request) -> Response:
+        """Count the call, then answer it like the simulated engine."""
+        url = os.environ.get("BTQ_REDIS_URL")
+        if url:
+            redis.Redis.from_url(url).incr(LM_CALLS_KEY)
+        return super().complete(request)
+
+
+def eval_splits(seed: int = 4242) -> dict[str, list[dspy.Example]]:
+    """Return 20 training and 200 validation two-operand arithmetic questions."""
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(220):
+        a, b, op = rng.randint(2, 99), rng.randint(2, 99), rng.choice("+-*")
+        answer = a + b if op == "+" else a - b if op == "-" else a * b
+        examples.append(dspy.Example(question=f"What is {a} {op} {b}?", answer=str(answer)).with_inputs("question"))
+    return {"train": examples[:20], "val": examples[20:]}
 
 
 def make_lm(latency_ms: float, artifacts: ArtifactStore) -> dspy.BaseLM:
@@ -45,3 +80,10 @@ def register(registry: Registry) -> None:
     for latency_ms in LATENCIES_MS:
         registry.lm(lm_name(latency_ms), _lm_factory(latency_ms))
     registry.dataset(TINY_DATASET, tiny_splits)
+    registry.dataset(EVAL_DATASET, eval_splits)
+    registry.lm(
+        COUNTED_LM,
+        lambda res: simulated_lm(
+            MODEL, task="arith", artifacts=res.artifacts, latency_ms=20, cache=True, engine_class=CountingEngine
+        ),
+    )

@@ -73,7 +73,15 @@ def flaky(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:
     return exact(example, prediction, trace)
 
 
-METRICS = {"t.exact": exact, "t.flaky": flaky}
+def feedback(
+    gold: dspy.Example, pred: Any, trace: Any = None, pred_name: str | None = None, pred_trace: Any = None
+) -> dspy.Prediction:
+    """GEPA's five-argument metric: the exact-match score with a textual feedback."""
+    score = float(exact(gold, pred, trace))
+    return dspy.Prediction(score=score, feedback="correct" if score else f"expected {gold.answer}")
+
+
+METRICS = {"t.exact": exact, "t.flaky": flaky, "t.feedback": feedback}
 
 
 def lm_for(name: str, resources: WorkerResources | None = None) -> dspy.BaseLM:

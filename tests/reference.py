@@ -36,7 +36,17 @@ def _examples(source: Any, input_keys: list[str] | None) -> list[dspy.Example] |
     return [dspy.Example(**r).with_inputs(*(input_keys or [])) for r in source]
 
 
+def _resolve(value: Any) -> Any:
+    """Registered references in optimizer kwargs, as the worker resolves them."""
+    if isinstance(value, dict) and set(value) == {"$lm"}:
+        return reg.lm_for(value["$lm"])
+    if isinstance(value, dict) and set(value) == {"$metric"}:
+        return reg.METRICS[value["$metric"]]
+    return value
+
+
 def _optimizer(cls_name: str, kwargs: dict[str, Any], metric: Any) -> Any:
+    kwargs = {k: _resolve(v) for k, v in kwargs.items()}
     cls = reg.FailingOptimizer if cls_name == "FailingOptimizer" else getattr(teleprompt, cls_name)
     if cls is not reg.FailingOptimizer and "metric" not in kwargs:
         kwargs = {**kwargs, "metric": metric}

@@ -5,6 +5,7 @@ them at start (module names come from settings, never from messages) and calls t
 """
 
 import importlib
+import importlib.util
 import inspect
 import time
 from collections.abc import Callable
@@ -116,7 +117,9 @@ class Registry:
             metrics=sorted(self.metrics),
             lms=sorted(self.lms),
             datasets=datasets,
-            optimizers={name: optimizer_signature(cls) for name, cls in self.optimizers.items()},
+            optimizers={
+                name: optimizer_signature(cls) for name, cls in self.optimizers.items() if optimizer_runs_here(name)
+            },
             worker=worker,
             published_at=time.time(),
         )
@@ -125,6 +128,15 @@ class Registry:
         if name not in self._dataset_cache:
             self._dataset_cache[name] = self.datasets[name]()
         return list(self._dataset_cache[name])
+
+
+RUNTIME_DEPENDENCIES: dict[str, tuple[str, ...]] = {"MIPROv2": ("optuna",), "SIMBA": ("numpy",), "GEPA": ("gepa",)}
+"""Modules dspy optimizers import only when they run: without them a step would fail with ImportError."""
+
+
+def optimizer_runs_here(name: str) -> bool:
+    """Whether this worker has what optimizer `name` imports at run time (the manifest lists only those)."""
+    return all(importlib.util.find_spec(module) is not None for module in RUNTIME_DEPENDENCIES.get(name, ()))
 
 
 def optimizer_signature(cls: type[Teleprompter]) -> OptimizerSignature:

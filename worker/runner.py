@@ -89,6 +89,7 @@ def run_baseline(job: ResolvedJob, hooks: StepHooks) -> StepRecord:
         attempt=hooks.attempt,
         started_at=started,
         finished_at=time.time(),
+        timings_s=dict(hooks.timings),
     )
 
 

@@ -165,7 +165,7 @@ class StepService:
             job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
             with (
                 reporting_to(self._progress_reporter(spec, job_id, index, attempt)),
-                self._step_context(job, job_id, index, hooks.is_cancelled),
+                self._step_context(job, job_id, index, hooks),
             ):
                 if previous is None:
                     return run_baseline(job, hooks)
@@ -179,7 +179,7 @@ class StepService:
 
     @contextmanager
     def _step_context(
-        self, job: ResolvedJob, job_id: str, index: int, is_cancelled: Callable[[], bool]
+        self, job: ResolvedJob, job_id: str, index: int, hooks: StepHooks
     ) -> Iterator[None]:
         """The shared LM cache and, when on, sharded evaluation for everything the step evaluates."""
         with ExitStack() as stack:
@@ -194,7 +194,8 @@ class StepService:
                     worker=self.worker,
                     live_slots=self.sharding.live_slots,
                     send_shards=self.sharding.send_shards,
-                    is_cancelled=is_cancelled,
+                    is_cancelled=hooks.is_cancelled,
+                    timings=hooks.timings,
                 )
                 stack.enter_context(evaluating_with(evaluator))
             yield

@@ -79,8 +79,10 @@ class StepEvaluator:
         live_slots: Callable[[], int],
         send_shards: SendShards,
         is_cancelled: Callable[[], bool],
+        timings: dict[str, float] | None = None,
     ) -> None:
         self.job = job
+        self.timings = timings if timings is not None else {}
         self.job_id = job_id
         self.redis = client
         self.config = config
@@ -125,9 +127,17 @@ class StepEvaluator:
         if helpers > 0:
             self.send_shards(self.job_id, request.eval_id, helpers)
         self.sharded += 1
-        local = self._work(board, request, program, metric, devset)
-        board.finish()
-        return self._combine(board, request, devset, local, evaluate.failure_score)
+        started = time.perf_counter()
+        try:
+            local = self._work(board, request, program, metric, devset)
+            board.finish()
+            return self._combine(board, request, devset, local, evaluate.failure_score)
+        finally:
+            # How long the step spent in sharded evaluations: the part of a step more workers shorten.
+            self.timings["sharded_evaluation_s"] = self.timings.get("sharded_evaluation_s", 0.0) + (
+                time.perf_counter() - started
+            )
+            self.timings["sharded_evaluations"] = self.timings.get("sharded_evaluations", 0) + 1
 
     def _work(
         self,

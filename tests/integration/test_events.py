@@ -70,8 +70,20 @@ def test_finetuning_reports_progress_events_inside_its_step(client: JobClient) -
     job_id = client.submit(spec("p -> w", "given", True, 2))
     client.wait(job_id, timeout_s=120)
     events = [e for _, e in client.events(job_id)]
-    progress = [e for e in events if e.type is EventType.STEP_PROGRESS]
+    progress = [e for e in events if e.type is EventType.STEP_PROGRESS and e.detail["phase"] == "finetune"]
     assert [(e.step_index, e.detail["phase"]) for e in progress] == [(2, "finetune")]
     started = next(i for i, e in enumerate(events) if e.type is EventType.STEP_STARTED and e.step_index == 2)
     done = next(i for i, e in enumerate(events) if e.type is EventType.STEP_SUCCEEDED and e.step_index == 2)
     assert started < events.index(progress[0]) < done
+
+
+def test_sharded_evaluations_report_shards_done_out_of_total_while_they_run(client: JobClient) -> None:
+    job_id = client.submit(spec("p", "given", True, 4))
+    client.wait(job_id, timeout_s=120)
+    events = [e for _, e in client.events(job_id)]
+    evaluating = [e.detail for e in events if e.type is EventType.STEP_PROGRESS and e.detail["phase"] == "evaluate"]
+    assert evaluating, "evaluations report progress"
+    for detail in evaluating:
+        assert 0 <= detail["shards_done"] <= detail["shards_total"]
+    finals = [d for d in evaluating if "shard_workers" in d]
+    assert finals and all(d["shards_done"] == d["shards_total"] for d in finals)

@@ -1,0 +1,125 @@
+"""Section: LM calls with the shared cache: a cold run, a warm identical re-run, and a step redelivered
+after its worker was SIGKILLed at 80% of an evaluation (with the cache, and without it for comparison).
+
+The LM counts the calls it answers in Redis. Repeated calls of a crash = calls of the killed run minus
+calls of the same job run undisturbed. The fleet uses a short visibility timeout so the dead worker's
+step comes back within seconds.
+"""
+
+import os
+import signal
+from typing import Any
+
+import redis
+
+from bench.config import DB_CACHE
+from bench.context import BenchContext
+from bench.fleet import Fleet
+from bench.jobs import JOB_TIMEOUT_S
+from bench.redis_dbs import db_url, flush
+from bench.registry import COUNTED_LM, EVAL_DATASET, LM_CALLS_KEY
+from bench.report import SectionResult
+from producer.client import JobClient
+from producer.settings import ProducerSettings
+from schemas import keys
+
+CRASH_ENV = {"BTQ_VISIBILITY_TIMEOUT_S": "6", "BTQ_UNACKED_RESTORE_INTERVAL_S": "1", "BTQ_STEP_LEASE_TTL_S": "3"}
+
+
+def cached_job(valset: int, cache: bool) -> dict[str, Any]:
+    """A `p -> w -> p` job on the counting LM (one example at a time per process)."""
+    from bench.registry import eval_splits
+
+    val = [{"question": e.question, "answer": e.answer} for e in eval_splits()["val"][:valset]]
+    p = {"optimizer": "BootstrapFewShotWithRandomSearch", "kwargs": {"num_candidate_programs": 2, "num_threads": 1}}
+    return {
+        "program": {"name": "demo.qa"},
+        "lm": COUNTED_LM,
+        "metric": "demo.exact_match",
+        "strategy": "p -> w -> p",
+        "optimizers": {"p": p, "w": {"optimizer": "BootstrapFinetune"}},
+        "trainset": {"dataset": EVAL_DATASET, "split": "train"},
+        "valset": val,
+        "input_keys": ["question"],
+        "num_threads": 1,
+        "seed": 5,
+        "cache": cache,
+    }
+
+
+def _calls(client: redis.Redis) -> int:
+    return int(client.get(LM_CALLS_KEY) or 0)
+
+
+def _forget_cache(client: redis.Redis) -> None:
+    for key in client.scan_iter(f"{keys.LM_CACHE}:*"):
+        client.delete(key)
+
+
+def _run(client: JobClient, counter: redis.Redis, job: dict[str, Any]) -> tuple[int, float | None]:
+    before = _calls(counter)
+    result = client.wait(client.submit(job), JOB_TIMEOUT_S)
+    return _calls(counter) - before, result.best.score if result.best else None
+
+
+def _run_killed(fleet: Fleet, client: JobClient, counter: redis.Redis, job: dict[str, Any]) -> tuple[int, float | None]:
+    """Run `job`, SIGKILL the node running step 1 at 80% of its first evaluation, let it be redelivered."""
+    before = _calls(counter)
+    job_id = client.submit(job)
+    victim = None
+    for event in client.follow(job_id, JOB_TIMEOUT_S):
+        detail = event.detail or {}
+        total, done = detail.get("shards_total"), detail.get("shards_done")
+        evaluating = event.step_index == 1 and detail.get("phase") == "evaluate"
+        if evaluating and isinstance(total, int) and isinstance(done, int) and total and done >= 0.8 * total:
+            victim = (event.worker or "").split("@")[0]
+            break
+    worker = next(w for w in fleet.workers if w.name == victim)
+    for pid in worker.pids():
+        os.kill(pid, signal.SIGKILL)
+    worker.proc.wait(timeout=10)
+    fleet.start(f"{victim}-again")  # the fleet keeps its size
+    result = client.wait(job_id, JOB_TIMEOUT_S * 2)
+    return _calls(counter) - before, result.best.score if result.best else None
+
+
+def run_cache(ctx: BenchContext) -> SectionResult:
+    """Count LM calls: cold, warm, and repeated by a crash with and without the cache."""
+    section = SectionResult("cache")
+    flush(DB_CACHE)
+    counter = redis.Redis.from_url(db_url(DB_CACHE))
+    figures: dict[str, tuple[int, float | None]] = {}
+    try:
+        with ctx.fleet(DB_CACHE, "cache", env={**CRASH_ENV, "BTQ_SHARD_MIN_EXAMPLES": "4"}) as fleet:
+            for name in ("bench-cache-a", "bench-cache-b"):
+                fleet.start(name)
+            client = JobClient(ProducerSettings(redis_url=db_url(DB_CACHE)))
+            job = cached_job(ctx.plan.cache_valset, cache=True)
+            figures["cold"] = _run(client, counter, job)
+            figures["warm"] = _run(client, counter, job)
+            _forget_cache(counter)
+            figures["killed"] = _run_killed(fleet, client, counter, job)
+            off = cached_job(ctx.plan.cache_valset, cache=False)
+            figures["off"] = _run(client, counter, off)
+            figures["off_killed"] = _run_killed(fleet, client, counter, off)
+    finally:
+        flush(DB_CACHE)
+    scores = {score for _, score in figures.values()}
+    if len(scores) != 1:
+        section.failures.append(f"scores differ between runs: {figures}")
+    cold, warm = figures["cold"][0], figures["warm"][0]
+    section.add("LM calls, cold run", "calls", value=cold)
+    section.add("LM calls, warm identical re-run", "calls", value=warm, note="target 0")
+    section.add("calls repeated after SIGKILL at 80%, cache on", "calls", value=figures["killed"][0] - cold)
+    section.add(
+        "calls repeated after SIGKILL at 80%, cache off",
+        "calls",
+        value=figures["off_killed"][0] - figures["off"][0],
+        note="shard results still resume evaluations",
+    )
+    section.data = {name: {"calls": calls, "best": score} for name, (calls, score) in figures.items()}
+    section.notes.append(
+        f"p -> w -> p on a {ctx.plan.cache_valset}-example valset, 2 workers; the killed node runs step 1 and "
+        "dies once 80% of its first evaluation's shards are done; a fresh worker replaces it"
+    )
+    return section

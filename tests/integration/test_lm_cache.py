@@ -1,0 +1,67 @@
+"""The shared LM-call cache: a warm re-run makes no LM call, results never change, values are JSON."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from schemas import keys
+from tests.conftest import Fleet, running_fleet
+from tests.fixture_registry import LM_CALLS_KEY
+from tests.integration.test_parity import assert_same, spec
+from tests.reference import canonical
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cache_fleet() -> Iterator[Fleet]:
+    with running_fleet(9, "btq-cache", ["ca", "cb"]) as fleet:
+        yield fleet
+
+
+def calls(fleet: Fleet) -> int:
+    return int(redis.Redis.from_url(fleet.url).get(LM_CALLS_KEY) or 0)
+
+
+def run(fleet: Fleet, job: dict[str, Any]) -> tuple[list[tuple[str, float | None, str]], int]:
+    """Run `job` to its end; return its candidates and the LM calls it made."""
+    client = fleet.client()
+    before = calls(fleet)
+    result = client.wait(client.submit(job), timeout_s=120)
+    return [(c.strategy, c.score, canonical(c.program_state)) for c in result.candidates], calls(fleet) - before
+
+
+def test_warm_rerun_makes_no_lm_call_and_cache_off_makes_them_all(cache_fleet: Fleet) -> None:
+    job = spec("p -> w -> p", "given", True, 21, lm="t.counted")
+
+    cold, cold_calls = run(cache_fleet, job)
+    warm, warm_calls = run(cache_fleet, job)
+    off, off_calls = run(cache_fleet, {**job, "cache": False})
+
+    assert cold_calls > 0
+    assert warm_calls == 0
+    assert off_calls >= cold_calls  # without the cache, repeated requests inside the job are paid again
+    assert cold == warm == off
+
+
+def test_cached_results_equal_in_process_dspy(cache_fleet: Fleet) -> None:
+    job = spec("w -> p", "ratio", True, 2, lm="t.counted")
+    client = cache_fleet.client()
+    first = client.wait(client.submit(job), timeout_s=120)
+    again = client.wait(client.submit(job), timeout_s=120)
+    assert_same(first, job)
+    assert_same(again, job)
+
+
+def test_cache_values_are_json_with_a_ttl(cache_fleet: Fleet) -> None:
+    run(cache_fleet, spec("p", "given", True, 6, lm="t.counted"))
+    client = redis.Redis.from_url(cache_fleet.url)
+    entries = [k for k in client.scan_iter(f"{keys.LM_CACHE}:*") if k != keys.LM_CACHE_INDEX.encode()]
+    assert entries
+    for key in entries[:50]:
+        value = client.get(key)
+        assert value is not None and isinstance(json.loads(value), dict)
+        assert 0 < client.ttl(key) <= 7 * 24 * 3600
