@@ -4,6 +4,7 @@ Built directly from dspy and the fixture registry (not through the worker's code
 compares the distributed system with dspy itself.
 """
 
+import inspect
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +49,8 @@ def _resolve(value: Any) -> Any:
 def _optimizer(cls_name: str, kwargs: dict[str, Any], metric: Any) -> Any:
     kwargs = {k: _resolve(v) for k, v in kwargs.items()}
     cls = reg.FailingOptimizer if cls_name == "FailingOptimizer" else getattr(teleprompt, cls_name)
-    if cls is not reg.FailingOptimizer and "metric" not in kwargs:
+    takes_metric = "metric" in inspect.signature(cls.__init__).parameters
+    if cls is not reg.FailingOptimizer and "metric" not in kwargs and takes_metric:
         kwargs = {**kwargs, "metric": metric}
     return cls(**kwargs)
 
@@ -75,9 +77,6 @@ def run_reference(spec: dict[str, Any]) -> Reference:
     student = PROGRAMS[spec["program"]["name"]]()
     student.set_lm(lm)
     metric = reg.METRICS[spec.get("metric", "t.exact")]
-    optimizers = {
-        k: _optimizer(o["optimizer"], o.get("kwargs", {}), metric) for k, o in spec.get("optimizers", {}).items()
-    }
     options = {
         k: spec[k]
         for k in (
@@ -90,6 +89,10 @@ def run_reference(spec: dict[str, Any]) -> Reference:
         if k in spec
     }
     with dspy.context(lm=lm):
+        # Inside the context: MIPROv2 reads the context LM in its constructor, as in the worker.
+        optimizers = {
+            k: _optimizer(o["optimizer"], o.get("kwargs", {}), metric) for k, o in spec.get("optimizers", {}).items()
+        }
         bt = dspy.BetterTogether(metric=metric, **optimizers)
         out = bt.compile(
             student,

@@ -178,9 +178,7 @@ class StepService:
             )
 
     @contextmanager
-    def _step_context(
-        self, job: ResolvedJob, job_id: str, index: int, hooks: StepHooks
-    ) -> Iterator[None]:
+    def _step_context(self, job: ResolvedJob, job_id: str, index: int, hooks: StepHooks) -> Iterator[None]:
         """The shared LM cache and, when on, sharded evaluation for everything the step evaluates."""
         with ExitStack() as stack:
             stack.enter_context(caching_for(job, job.spec.cache and self.settings.lm_cache_enabled))
