@@ -14,7 +14,6 @@ from typing import Any
 
 import dspy
 import redis
-from dspy.teleprompt.bootstrap_finetune import launch_lms
 
 from schemas.sharding import EvalRequest, ShardResult
 from worker.evaluation import cancellable
@@ -64,6 +63,10 @@ class ShardRunner:
             with lease:
                 try:
                     built = built or self._build(request)
+                except Exception:  # what cannot be rebuilt here, the step scores itself with its own objects
+                    logger.warning("evaluation %s cannot be rebuilt here; its step scores it", eval_id, exc_info=True)
+                    return stored
+                try:
                     stored += self._score(board, request, shard, *built)
                 except EvaluationCancelled:
                     return stored
@@ -89,8 +92,11 @@ class ShardRunner:
         metric = job.metric if request.metric is None else job.registry.get("metrics", request.metric)
         sets = {"train": job.trainset, "val": job.valset or []}
         examples = [sets[name][index] for name, index in request.examples]
-        with dspy.context(lm=context_lm):
-            launch_lms(program)
+        # Predictors without an LM (optimizers reset them) run on the context LM: launch what will serve.
+        for lm in {id(p.lm): p.lm for p in program.predictors() if p.lm is not None}.values() or [context_lm]:
+            lm.launch()
+        if any(p.lm is None for p in program.predictors()):
+            context_lm.launch()
         return program, cancellable(metric, lambda: self.is_cancelled(request.job_id)), context_lm, examples
 
     def _score(
