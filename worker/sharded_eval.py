@@ -38,8 +38,8 @@ SendShards = Callable[[str, str, int], None]
 class ShardingConfig:
     """How evaluations are cut and how long a shard's lease lives (from worker settings)."""
 
-    min_examples: int = 16
-    shards_per_slot: int = 3
+    min_examples: int = 8
+    shards_per_slot: int = 4
     lease_ttl_s: float = 10.0
     ttl_s: int = 7 * 24 * 3600
     progress_interval_s: float = 0.5
