@@ -13,8 +13,14 @@ TASK_EVALUATE = "btq.evaluate"
 GLOBAL_EVENTS = f"{PREFIX}:events"
 """Stream of every job's events, capped by the worker's `global_stream_maxlen` setting."""
 
-MANIFEST = f"{PREFIX}:manifest"
-"""JSON RegistryManifest published by workers at start; the producer validates jobs against it."""
+WORKERS = f"{PREFIX}:workers"
+"""Sorted set of worker names scored by their last heartbeat (unix time); stale names are pruned."""
+
+INTAKE = f"{PREFIX}:intake"
+"""Stream services in any language submit jobs to (fields `job` and optional `submission_id`)."""
+
+INTAKE_GROUP = "btq-intake"
+"""Consumer group every intake process reads `INTAKE` with."""
 
 JOBS_INDEX = f"{PREFIX}:jobs"
 """Sorted set of job ids scored by submission time."""
@@ -43,6 +49,21 @@ def lease_key(job_id: str, index: int) -> str:
 def evaluation_key(job_id: str, request_id: str) -> str:
     """Return the list an evaluation's report is pushed to (the requester pops it, bounded)."""
     return f"{PREFIX}:job:{job_id}:evaluation:{request_id}"
+
+
+def worker_key(name: str, part: str) -> str:
+    """Return the key of one part ('manifest', 'running') of a live worker's presence; both expire."""
+    return f"{PREFIX}:worker:{name}:{part}"
+
+
+def submission_key(submission_id: str) -> str:
+    """Return the hash holding the outcome (accepted with its job id, or rejected) of an intake submission."""
+    return f"{PREFIX}:submission:{submission_id}"
+
+
+def profile_queue(queue: str, profile: str) -> str:
+    """Return the Celery queue of the workers whose registry has `profile` (see RegistryManifest.profile)."""
+    return f"{queue}.profile.{profile}"
 
 
 def job_keys(job_id: str, steps: int) -> list[str]:

@@ -3,11 +3,12 @@
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, worker_ready
+from celery.signals import task_postrun
 from dspy.clients.base_lm import GLOBAL_HISTORY
 
 from schemas import keys
 from worker.events import worker_name
+from worker.presence import connect_presence
 from worker.runtime import WorkerRuntime
 from worker.settings import WorkerSettings
 
@@ -42,9 +43,7 @@ def create_app(settings: WorkerSettings) -> Celery:
     runtime = WorkerRuntime(settings)
     _register_tasks(app, runtime)
 
-    @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
-    def _publish(sender: Any = None, **_: Any) -> None:
-        runtime.publish_manifest(getattr(sender, "hostname", None) or worker_name())
+    connect_presence(app, runtime)
 
     @task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
     def _forget_history(**_: Any) -> None:
