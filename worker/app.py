@@ -7,6 +7,7 @@ from celery.signals import task_postrun
 from dspy.clients.base_lm import GLOBAL_HISTORY
 
 from schemas import keys
+from worker.escaped import record_failed_result, record_failed_step
 from worker.events import worker_name
 from worker.presence import connect_presence
 from worker.runtime import WorkerRuntime
@@ -60,12 +61,18 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
 
     @app.task(name=keys.TASK_STEP, bind=True)  # type: ignore[untyped-decorator]
     def step(self: Any, job_id: str, index: int) -> dict[str, Any]:
-        record = runtime.service(_worker(self)).run(job_id, index)
+        try:
+            record = runtime.service(_worker(self)).run(job_id, index)
+        except Exception as exc:  # a bug: raising would stop the chain and strand the job
+            record = record_failed_step(runtime.settings, job_id, index, _worker(self), exc)
         return {"job_id": job_id, "index": index, "outcome": record.outcome.value}
 
     @app.task(name=keys.TASK_FINALIZE, bind=True)  # type: ignore[untyped-decorator]
     def finalize(self: Any, job_id: str) -> dict[str, Any]:
-        result = runtime.service(_worker(self)).finalize(job_id)
+        try:
+            result = runtime.service(_worker(self)).finalize(job_id)
+        except Exception as exc:  # a bug: the job must still end
+            result = record_failed_result(runtime.settings, job_id, _worker(self), exc)
         return {"job_id": job_id, "state": result.state.value}
 
     @app.task(name=keys.TASK_EVALUATE, bind=True)  # type: ignore[untyped-decorator]
