@@ -1,13 +1,9 @@
 """The intake stream: submissions as stream entries, handled by a real `btq intake` process."""
 
 import json
-import os
 import subprocess
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +13,8 @@ from producer.intake import job_id_for, submission_status
 from schemas import keys
 from schemas.events import EventType, JobEvent
 from schemas.intake import SubmissionState, SubmissionStatus
-from tests.conftest import ROOT, Fleet, wait_until
+from tests.conftest import Fleet, wait_until
+from tests.intake_process import running_intake
 from tests.integration.test_parity import spec
 
 pytestmark = pytest.mark.integration
@@ -26,25 +23,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def intake(fleet: Fleet) -> Iterator[subprocess.Popen[bytes]]:
     """One `btq intake` process for the shared fleet; it takes over entries idle for 1 s."""
-    env = {
-        **os.environ,
-        "BTQ_REDIS_URL": fleet.url,
-        "BTQ_QUEUE": fleet.queue,
-        "BTQ_INTAKE_CLAIM_IDLE_S": "1",
-        "BTQ_INTAKE_MAX_ENTRY_BYTES": str(1024 * 1024),
-        "PYTHONPATH": str(ROOT),
-    }
-    with tempfile.NamedTemporaryFile(prefix="btq-intake-", suffix=".log", delete=False) as log:
-        path = Path(log.name)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "producer.cli", "intake"], env=env, stdout=path.open("wb"), stderr=subprocess.STDOUT
-    )
-    wait_until(lambda: "reading" in path.read_text() or proc.poll() is not None, 30, "the intake to start")
-    assert proc.poll() is None, path.read_text()
-    yield proc
-    proc.terminate()
-    proc.wait(timeout=20)
-    path.unlink()
+    with running_intake(fleet) as proc:
+        yield proc
 
 
 def submit(client: JobClient, job: Any, submission_id: str | None = None, **extra: str | bytes) -> str:
