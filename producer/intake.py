@@ -12,6 +12,7 @@ stop the consumer: oversized or malformed entries are rejected (or dropped when 
 submission id), and a consumer that dies leaves its pending entries to be claimed by another.
 """
 
+import enum
 import hashlib
 import logging
 import os
@@ -34,6 +35,15 @@ from schemas.intake import ENTRY_FIELDS, SUBMISSION_ID, SubmissionState, Submiss
 log = logging.getLogger(__name__)
 
 Fields = dict[bytes, bytes]
+
+
+class Retry(enum.Enum):
+    """Marks an entry left pending, to be claimed and handled again."""
+
+    RETRY = "retry"
+
+
+RETRY = Retry.RETRY
 
 
 def job_id_for(submission_id: str) -> str:
@@ -80,9 +90,9 @@ class Intake:
         """Handle one batch (a dead consumer's stale entries first, else new ones); return its size."""
         entries = self._claim_stale() or self._read_new()
         for entry_id, fields in entries:
-            self.handle(entry_id, fields)
-            # Acknowledged only once its outcome is written: a crash before this redelivers the entry.
-            self.redis.xack(keys.INTAKE, keys.INTAKE_GROUP, entry_id)
+            if self.handle(entry_id, fields) is not RETRY:
+                # Acknowledged only once its outcome is written: a crash before this redelivers the entry.
+                self.redis.xack(keys.INTAKE, keys.INTAKE_GROUP, entry_id)
         return len(entries)
 
     def _claim_stale(self) -> list[tuple[str, Fields]]:
@@ -108,19 +118,33 @@ class Intake:
         )
         return [(_text(eid), fields) for eid, fields in reply[0][1]] if reply else []
 
-    def handle(self, entry_id: str, fields: Fields) -> SubmissionStatus | None:
+    def handle(self, entry_id: str, fields: Fields) -> SubmissionStatus | Retry | None:
         """Decide one entry: accept (enqueue) or reject it, once; None when dropped or already decided.
 
-        Redis errors propagate (the entry stays pending and is retried); anything else an entry
-        provokes is logged and the entry dropped, so no message can stop the consumer.
+        Redis errors propagate (the entry stays pending and is claimed again). Any other unexpected
+        error (a broker hiccup while enqueueing) returns RETRY, leaving the entry pending, until the
+        entry was delivered `intake_max_deliveries` times: then it is rejected, so no entry can stall
+        or stop the consumer.
         """
         try:
             return self._handle(entry_id, fields)
         except redis.RedisError:
             raise
-        except Exception:
-            log.exception("intake: dropped entry %s after an unexpected error", entry_id)
-            return None
+        except Exception as exc:
+            deliveries = self._deliveries(entry_id)
+            if deliveries < self.settings.intake_max_deliveries:
+                log.warning("intake: entry %s failed (delivery %d), retried later: %r", entry_id, deliveries, exc)
+                return RETRY
+            log.exception("intake: gave up on entry %s after %d deliveries", entry_id, deliveries)
+            submission_id = self._submission_id(entry_id, fields)
+            if submission_id is None:
+                return None
+            message = f"could not be handled after {deliveries} attempts: {type(exc).__name__}: {exc}"
+            return self._reject(submission_id, job_id_for(submission_id), "", message)
+
+    def _deliveries(self, entry_id: str) -> int:
+        pending = self.redis.xpending_range(keys.INTAKE, keys.INTAKE_GROUP, min=entry_id, max=entry_id, count=1)
+        return int(pending[0]["times_delivered"]) if pending else 1
 
     def _handle(self, entry_id: str, fields: Fields) -> SubmissionStatus | None:
         submission_id = self._submission_id(entry_id, fields)

@@ -19,5 +19,8 @@ class ProducerSettings(BaseSettings):
     intake_claim_idle_s: float = Field(
         default=30.0, description="A submission pending this long on a consumer is taken over (its consumer died)"
     )
+    intake_max_deliveries: int = Field(
+        default=5, description="An entry whose handling keeps failing is rejected after this many deliveries"
+    )
     intake_block_s: float = Field(default=1.0, description="Longest blocking read on the intake stream")
     intake_status_ttl_s: int = Field(default=7 * 24 * 3600, description="How long a submission's outcome is kept")
