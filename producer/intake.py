@@ -85,6 +85,8 @@ class Intake:
             except redis.RedisError as exc:
                 log.warning("intake: Redis error, retrying in 1 s: %s", exc)
                 stop.wait(1.0)
+                if "NOGROUP" in str(exc):  # the stream or group was deleted: start it afresh
+                    self.ensure_group()
 
     def serve_once(self) -> int:
         """Handle one batch (a dead consumer's stale entries first, else new ones); return its size."""

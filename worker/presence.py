@@ -70,8 +70,8 @@ class Presence:
         while not self._stop.wait(interval_s):
             try:
                 self._beat()
-            except redis.RedisError as exc:  # the next beat retries; the manifest outlives one miss
-                log.warning("heartbeat failed: %s", exc)
+            except Exception as exc:  # the next beat retries; the manifest outlives one miss
+                log.warning("heartbeat failed: %r", exc)
 
     def _beat(self) -> None:
         ttl_ms = int(self.settings.worker_manifest_ttl_s * 1000)
@@ -151,3 +151,13 @@ def connect_presence(app: Celery, runtime: WorkerRuntime) -> Presence:
             presence.task_ended(hostname, task_id)
 
     return presence
+
+
+def job_queue(client: redis.Redis, job_id: str, default: str) -> str:
+    """Return the queue a job's tasks go to (its registry profile's, recorded at submission).
+
+    For tasks a worker sends on a job's behalf (e.g. evaluation shards): they reach only workers able
+    to run the job. `default` is returned for jobs submitted before the queue was recorded.
+    """
+    queue = client.hget(keys.job_key(job_id, "status"), "queue")
+    return queue.decode() if isinstance(queue, bytes) else default
