@@ -12,6 +12,7 @@ stop the consumer: oversized or malformed entries are rejected (or dropped when 
 submission id), and a consumer that dies leaves its pending entries to be claimed by another.
 """
 
+import contextlib
 import enum
 import hashlib
 import logging
@@ -85,8 +86,9 @@ class Intake:
             except redis.RedisError as exc:
                 log.warning("intake: Redis error, retrying in 1 s: %s", exc)
                 stop.wait(1.0)
-                if "NOGROUP" in str(exc):  # the stream or group was deleted: start it afresh
-                    self.ensure_group()
+                if "NOGROUP" in str(exc):  # the stream or group was deleted (or Redis restarted empty)
+                    with contextlib.suppress(redis.RedisError):
+                        self.ensure_group()
 
     def serve_once(self) -> int:
         """Handle one batch (a dead consumer's stale entries first, else new ones); return its size."""
