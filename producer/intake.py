@@ -30,7 +30,7 @@ from schemas import keys
 from schemas.codec import decode
 from schemas.errors import ErrorRecord
 from schemas.events import EventType, JobEvent
-from schemas.exceptions import FleetUnavailableError, JobExistsError, JobValidationError
+from schemas.exceptions import JobExistsError, JobValidationError
 from schemas.intake import ENTRY_FIELDS, SUBMISSION_ID, SubmissionState, SubmissionStatus
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,10 @@ class Intake:
     def handle(self, entry_id: str, fields: Fields) -> SubmissionStatus | Retry | None:
         """Decide one entry: accept (enqueue) or reject it, once; None when dropped or already decided.
 
-        Redis errors propagate (the entry stays pending and is claimed again). Any other unexpected
-        error (a broker hiccup while enqueueing) returns RETRY, leaving the entry pending, until the
-        entry was delivered `intake_max_deliveries` times: then it is rejected, so no entry can stall
-        or stop the consumer.
+        Redis errors propagate (the entry stays pending and is claimed again). Any other error that
+        is not the job's fault (no live worker during a fleet restart, a broker hiccup while
+        enqueueing) returns RETRY, leaving the entry pending, until the entry was delivered
+        `intake_max_deliveries` times: then it is rejected, so no entry can stall or stop the consumer.
         """
         try:
             return self._handle(entry_id, fields)
@@ -163,8 +163,6 @@ class Intake:
             self.client.submit(fields[b"job"], job_id=job_id, submission_id=submission_id)
         except JobValidationError as exc:
             return self._reject(submission_id, job_id, exc.field, exc.message)
-        except FleetUnavailableError as exc:
-            return self._reject(submission_id, job_id, "", str(exc))
         except JobExistsError:
             # An earlier delivery created the job and died before writing the outcome.
             log.info("intake: job %s of submission %s already exists", job_id, submission_id)

@@ -4,13 +4,14 @@ import json
 import uuid
 
 import pytest
+import redis
 
 from producer.client import JobClient
 from producer.intake import RETRY, Intake, job_id_for, submission_status
 from producer.settings import ProducerSettings
 from schemas import keys
 from schemas.intake import SubmissionState
-from tests.conftest import Fleet
+from tests.conftest import Fleet, redis_url
 from tests.integration.test_parity import spec
 
 pytestmark = pytest.mark.integration
@@ -43,3 +44,23 @@ def test_an_entry_whose_enqueue_fails_stays_pending_and_is_accepted_once_the_bro
     status = submission_status(good.redis, sid)
     assert status is not None and status.state is SubmissionState.ACCEPTED
     assert good.wait(status.job_id, timeout_s=120).state.value == "succeeded"
+
+
+def test_with_no_live_worker_an_entry_is_retried_then_rejected_after_the_delivery_cap() -> None:
+    url = redis_url(9)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    settings = ProducerSettings(redis_url=url, queue="btq-nofleet", intake_claim_idle_s=0.0, intake_max_deliveries=2)
+    intake = Intake(JobClient(settings), consumer="solo")
+    intake.ensure_group()
+    client.xadd(keys.INTAKE, {"job": json.dumps(spec("p", "given", True, 3)), "submission_id": "lonely"})
+    # First delivery: no worker is alive (a fleet restart?), so the entry stays pending
+    assert intake.serve_once() == 1
+    assert submission_status(client, "lonely") is None
+    # Second delivery (claimed again): the cap is reached, the submission is rejected saying why
+    assert intake.serve_once() == 1
+    status = submission_status(client, "lonely")
+    assert status is not None and status.state is SubmissionState.REJECTED
+    assert "no live worker" in (status.message or "")
+    assert client.xpending(keys.INTAKE, keys.INTAKE_GROUP)["pending"] == 0
+    assert client.zcard(keys.JOBS_INDEX) == 0
