@@ -15,6 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 from bench.config import ROOT
 from bench.redis_dbs import connect, db_url
@@ -161,19 +162,19 @@ class Fleet:
         return worker
 
     def _wait_for_manifest(self, worker: WorkerProcess) -> float:
-        # Workers are started one at a time, so the manifest key is not overwritten by a sibling
-        # between two polls; the poll interval bounds the error of the start-up figure.
+        # The poll interval bounds the error of the start-up figure.
         client = connect(self.db)
         deadline = time.monotonic() + READY_TIMEOUT_S
         try:
             while time.monotonic() < deadline:
                 if worker.proc.poll() is not None:
                     raise RuntimeError(f"worker {worker.name} exited during start-up:\n{worker.log_tail()}")
-                raw = client.get(keys.MANIFEST)
+                names = [n.decode() for n in cast(list[bytes], client.zrange(keys.WORKERS, 0, -1))]
+                mine = [n for n in names if n.startswith(f"{worker.name}@")]
+                raw = client.get(keys.worker_key(mine[0], "manifest")) if mine else None
                 if raw is not None:
                     manifest = json.loads(raw)
-                    mine = str(manifest.get("worker", "")).startswith(f"{worker.name}@")
-                    if mine and float(manifest["published_at"]) >= worker.spawned_at:
+                    if float(manifest["published_at"]) >= worker.spawned_at:
                         return float(manifest["published_at"])
                 time.sleep(0.02)
         finally:

@@ -65,6 +65,25 @@ def _one_run(ctx: BenchContext, size: int, rep: int) -> tuple[float, float, floa
     return run.wall_s, sharded, steps, f"{run.result.state.value}:{best}"
 
 
+def _small_job_walls(ctx: BenchContext, sharding: bool, reps: int) -> list[float]:
+    """Wall times of a small job (12-example valset) on one worker, sharding on or off."""
+    flush(DB_ONEJOB)
+    env = {"BTQ_SHARDING_ENABLED": "true" if sharding else "false"}
+    with ctx.fleet(DB_ONEJOB, f"onejob-small-{sharding}", env=env) as fleet:
+        fleet.start("bench-onejob-small")
+        client = JobClient(ProducerSettings(redis_url=db_url(DB_ONEJOB)))
+        run_job(client, eval_bound_job(12, ctx.plan.onejob_latency_ms))  # warm-up, untimed
+        return [run_job(client, eval_bound_job(12, ctx.plan.onejob_latency_ms, seed=s)).wall_s for s in range(reps)]
+
+
+def _small_job_overhead(ctx: BenchContext, section: SectionResult) -> None:
+    reps = 3 if ctx.quick else 7
+    off = _small_job_walls(ctx, sharding=False, reps=reps)
+    on = _small_job_walls(ctx, sharding=True, reps=reps)
+    ratios = [a / b for a, b in zip(on, off, strict=True)]
+    section.add("small job, sharded / unsharded, 1 worker", "x", summarize(ratios), note="12-example valset; <= 1.05")
+
+
 def run_onejob(ctx: BenchContext) -> SectionResult:
     """Measure one job's wall time on each fleet size (paired within a repetition)."""
     section = SectionResult("onejob")
@@ -74,6 +93,7 @@ def run_onejob(ctx: BenchContext) -> SectionResult:
         for rep in range(ctx.plan.onejob_reps):
             for size in sizes if rep % 2 == 0 else sizes[::-1]:
                 runs[(rep, size)] = _one_run(ctx, size, rep)
+        _small_job_overhead(ctx, section)
     finally:
         flush(DB_ONEJOB)
     outcomes = {r[3] for r in runs.values()}

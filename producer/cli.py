@@ -107,6 +107,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_intake(args: argparse.Namespace) -> int:
+    """Serve the intake stream: submissions from services in any language (runs until stopped)."""
+    from producer.intake import run_intake
+
+    return run_intake(_client())
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    """List the live workers, what each registered and what each is running."""
+    from producer.workers import print_workers
+
+    print_workers(_client().fleet.workers(with_running=True), sys.stdout, as_json=args.json)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the wire models (job, event, result, status)."""
     print(json_schema_text(args.name))
@@ -157,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", required=True)
     ev.add_argument("--timeout", type=float, default=3600)
     ev.add_argument("--json", action="store_true")
+    add("intake", cmd_intake)
+    add("workers", cmd_workers).add_argument("--json", action="store_true")
     sc = add("schema", cmd_schema)
     sc.add_argument("name", nargs="?", choices=sorted(EXPORTED))
     d = add("demo", cmd_demo)

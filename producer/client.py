@@ -12,13 +12,15 @@ from typing import Any, cast
 
 import redis
 from celery import Celery, chain
+from pydantic import JsonValue
 
+from producer.fleet import FleetView
 from producer.settings import ProducerSettings
-from producer.validation import parse_spec, validate_against
+from producer.validation import parse_spec
 from schemas import keys
 from schemas.codec import decode
 from schemas.events import EventType, JobEvent
-from schemas.exceptions import FleetUnavailableError, JobNotFoundError, JobTimeoutError, JobValidationError
+from schemas.exceptions import JobExistsError, JobNotFoundError, JobTimeoutError, JobValidationError
 from schemas.job import JobSpec
 from schemas.manifest import RegistryManifest
 from schemas.result import EvaluationReport, JobResult, JobState, JobStatus
@@ -59,39 +61,66 @@ class JobClient:
             self._celery = celery_client(self.settings)
         return self._celery
 
+    @property
+    def fleet(self) -> FleetView:
+        """The live workers and their manifests."""
+        return FleetView(self.redis, self.settings.queue)
+
     def manifest(self) -> RegistryManifest:
-        """Return what the worker fleet registered."""
-        raw = self.redis.get(keys.MANIFEST)
-        if raw is None:
-            raise FleetUnavailableError("no worker has published its registry yet: start a worker (btq worker)")
-        return decode(RegistryManifest, raw)
+        """Return what the live worker fleet registered, merged over its workers."""
+        return self.fleet.manifest()
 
     def validate(self, data: JobSpec | dict[str, Any] | str | bytes) -> JobSpec:
         """Return the parsed spec with a concrete seed, or raise JobValidationError; writes nothing."""
+        return self._check(data)[0]
+
+    def route(self, spec: JobSpec) -> str:
+        """Return the queue a valid job's tasks go to: that of a live registry profile covering all of it."""
+        return self.fleet.route(spec, self.settings.max_examples)
+
+    def _check(self, data: JobSpec | dict[str, Any] | str | bytes) -> tuple[JobSpec, str]:
+        """The one validation path (CLI, Python and the intake): the spec with a seed, and its queue."""
         spec = data if isinstance(data, JobSpec) else parse_spec(data)
         size = len(spec.model_dump_json())
         if size > self.settings.max_spec_bytes:
             raise JobValidationError("", f"job is {size} bytes; the limit is {self.settings.max_spec_bytes}")
-        validate_against(spec, self.manifest(), self.settings.max_examples)
+        queue = self.route(spec)
         # dspy accepts seed=None; a distributed run must record the seed it used to be reproducible.
-        return spec if spec.seed is not None else spec.with_seed(secrets.randbelow(2**31))
+        return (spec if spec.seed is not None else spec.with_seed(secrets.randbelow(2**31))), queue
 
-    def submit(self, data: JobSpec | dict[str, Any] | str | bytes) -> str:
-        """Validate and enqueue a job; return its id. A refused job leaves nothing behind."""
-        spec = self.validate(data)
-        job_id = uuid.uuid4().hex
+    def submit(
+        self,
+        data: JobSpec | dict[str, Any] | str | bytes,
+        *,
+        job_id: str | None = None,
+        submission_id: str | None = None,
+    ) -> str:
+        """Validate and enqueue a job; return its id. A refused job leaves nothing behind.
+
+        Args:
+            data: the job spec (model, dict or JSON text).
+            job_id: the id to create the job under (default: a fresh one); JobExistsError if taken,
+                which makes a repeated submission under a derived id create nothing.
+            submission_id: recorded in the `job.submitted` event (set by the intake).
+        """
+        spec, queue = self._check(data)
+        job_id = job_id or uuid.uuid4().hex
+        if not self.redis.set(keys.job_key(job_id, "spec"), spec.model_dump_json(), nx=True):
+            raise JobExistsError(f"job {job_id} already exists")
         steps = len(spec.steps())
         now = time.time()
+        detail: dict[str, JsonValue] = {"seed": spec.seed}
+        if submission_id is not None:
+            detail["submission_id"] = submission_id
         submitted = JobEvent(
             type=EventType.JOB_SUBMITTED,
             job_id=job_id,
             at=now,
             steps_total=steps,
             strategy=spec.strategy,
-            detail={"seed": spec.seed},
+            detail=detail,
         )
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(keys.job_key(job_id, "spec"), spec.model_dump_json())
         pipe.hset(
             keys.job_key(job_id, "status"),
             mapping={
@@ -100,21 +129,21 @@ class JobClient:
                 "steps_done": 0,
                 "submitted_at": now,
                 "updated_at": now,
+                "queue": queue,
             },
         )
         pipe.zadd(keys.JOBS_INDEX, {job_id: now})
         pipe.xadd(keys.job_key(job_id, "events"), {"event": submitted.model_dump_json()})
         pipe.xadd(keys.GLOBAL_EVENTS, {"event": submitted.model_dump_json()})
-        pipe.execute()
         try:
-            self._enqueue(job_id, steps)
+            pipe.execute()
+            self._enqueue(job_id, steps, queue)
         except Exception:
             self._forget(job_id, steps)
             raise
         return job_id
 
-    def _enqueue(self, job_id: str, steps: int) -> None:
-        queue = self.settings.queue
+    def _enqueue(self, job_id: str, steps: int, queue: str) -> None:
         step_sigs = [
             self.celery.signature(keys.TASK_STEP, args=(job_id, i), immutable=True, queue=queue)
             for i in range(steps + 1)
@@ -199,8 +228,10 @@ class JobClient:
             raise JobValidationError("split", f"dataset {dataset!r} has no split {split!r}")
         if self.result(job_id) is None:
             raise JobValidationError("job_id", f"job {job_id} has no result yet")
+        spec = decode(JobSpec, cast(bytes, self.redis.get(keys.job_key(job_id, "spec"))))
+        queue = self.fleet.route(spec, self.settings.max_examples, dataset=(dataset, split))
         request_id = uuid.uuid4().hex
-        self.celery.send_task(keys.TASK_EVALUATE, args=(job_id, request_id, dataset, split), queue=self.settings.queue)
+        self.celery.send_task(keys.TASK_EVALUATE, args=(job_id, request_id, dataset, split), queue=queue)
         deadline = time.monotonic() + timeout_s
         key = keys.evaluation_key(job_id, request_id)
         # Short blocking pops: a client's socket timeout (5 s by default in redis-py) must not cut a long wait.

@@ -1,10 +1,11 @@
-"""Producer settings: built at the entry point (CLI or service) and passed in, env prefix `BTQ_`."""
+"""Producer settings: built at the entry point (CLI, service or `btq intake`) and passed in, env prefix `BTQ_`."""
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ProducerSettings(BaseSettings):
-    """Where jobs go and how large they may be."""
+    """Where jobs go and how large they may be; how the intake reads its stream."""
 
     model_config = SettingsConfigDict(env_prefix="BTQ_", extra="ignore")
 
@@ -12,3 +13,14 @@ class ProducerSettings(BaseSettings):
     queue: str = "btq"
     max_spec_bytes: int = 32 * 1024 * 1024
     max_examples: int = 200_000
+    intake_max_entry_bytes: int = Field(
+        default=4 * 1024 * 1024, description="An intake entry larger than this is rejected unread"
+    )
+    intake_claim_idle_s: float = Field(
+        default=30.0, description="A submission pending this long on a consumer is taken over (its consumer died)"
+    )
+    intake_max_deliveries: int = Field(
+        default=5, description="An entry whose handling keeps failing is rejected after this many deliveries"
+    )
+    intake_block_s: float = Field(default=1.0, description="Longest blocking read on the intake stream")
+    intake_status_ttl_s: int = Field(default=7 * 24 * 3600, description="How long a submission's outcome is kept")

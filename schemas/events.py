@@ -12,6 +12,7 @@ class EventType(StrEnum):
     """What happened."""
 
     JOB_SUBMITTED = "job.submitted"
+    JOB_REJECTED = "job.rejected"
     STEP_STARTED = "step.started"
     STEP_PROGRESS = "step.progress"
     STEP_SUCCEEDED = "step.succeeded"

@@ -40,3 +40,7 @@ class RetryableStepError(BtqError):
 
 class FleetUnavailableError(BtqError):
     """Raised when no worker has published what it can run (start a worker first)."""
+
+
+class JobExistsError(BtqError):
+    """Raised when a job is submitted under an id that already holds a job (a repeated submission)."""

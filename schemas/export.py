@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.events import JobEvent
+from schemas.intake import SubmissionStatus
 from schemas.job import JobSpec
 from schemas.result import JobResult, JobStatus
 
@@ -14,11 +15,12 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "event": JobEvent,
     "result": JobResult,
     "status": JobStatus,
+    "submission": SubmissionStatus,
 }
 
 
 def json_schema(name: str) -> dict[str, Any]:
-    """Return the JSON Schema of one exported model ('job', 'event', 'result', 'status')."""
+    """Return the JSON Schema of one exported model ('job', 'event', 'result', 'status', 'submission')."""
     return EXPORTED[name].model_json_schema(mode="validation")
 
 

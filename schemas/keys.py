@@ -17,11 +17,17 @@ EVAL_QUEUE_SUFFIX = ".eval"
 GLOBAL_EVENTS = f"{PREFIX}:events"
 """Stream of every job's events, capped by the worker's `global_stream_maxlen` setting."""
 
-MANIFEST = f"{PREFIX}:manifest"
-"""JSON RegistryManifest published by workers at start; the producer validates jobs against it."""
+WORKERS = f"{PREFIX}:workers"
+"""Sorted set of worker names scored by their last heartbeat (unix time); stale names are pruned."""
+
+INTAKE = f"{PREFIX}:intake"
+"""Stream services in any language submit jobs to (fields `job` and optional `submission_id`)."""
+
+INTAKE_GROUP = "btq-intake"
+"""Consumer group every intake process reads `INTAKE` with."""
 
 FLEET_SLOTS = f"{PREFIX}:fleet:slots"
-"""Prefix of `<prefix>:<worker>` keys holding a live worker's pool size, refreshed by its heartbeat."""
+"""Hash of live workers' pool sizes: field = worker name, value = `<pool size>:<expires at>` (heartbeat)."""
 
 LM_CACHE = f"{PREFIX}:lmcache"
 """Prefix of the shared LM-call cache entries `<prefix>:<sha256>` (JSON values with a TTL)."""
@@ -66,6 +72,21 @@ def eval_queue(queue: str) -> str:
 def eval_key(job_id: str, eval_id: str, part: str) -> str:
     """Return the key of one part (request, todo, results, notify, lease:<n>) of a sharded evaluation."""
     return f"{PREFIX}:job:{job_id}:eval:{eval_id}:{part}"
+
+
+def worker_key(name: str, part: str) -> str:
+    """Return the key of one part ('manifest', 'running') of a live worker's presence; both expire."""
+    return f"{PREFIX}:worker:{name}:{part}"
+
+
+def submission_key(submission_id: str) -> str:
+    """Return the hash holding the outcome (accepted with its job id, or rejected) of an intake submission."""
+    return f"{PREFIX}:submission:{submission_id}"
+
+
+def profile_queue(queue: str, profile: str) -> str:
+    """Return the Celery queue of the workers whose registry has `profile` (see RegistryManifest.profile)."""
+    return f"{queue}.profile.{profile}"
 
 
 def job_keys(job_id: str, steps: int) -> list[str]:

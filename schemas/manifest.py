@@ -1,5 +1,8 @@
 """What the worker fleet can run: published by workers, read by producers to validate jobs."""
 
+import hashlib
+import json
+
 from pydantic import Field
 
 from schemas.version import VersionedModel, WireModel
@@ -26,3 +29,12 @@ class RegistryManifest(VersionedModel):
     )
     worker: str
     published_at: float
+
+    def profile(self) -> str:
+        """Return a short hash of what is registered: workers with equal profiles run the same jobs.
+
+        Producers route a job to the queue of a profile that covers it (`keys.profile_queue`), so both
+        sides compute it from the manifest alone; who published it and when do not count.
+        """
+        body = self.model_dump(mode="json", exclude={"worker", "published_at", "schema_version"})
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]

@@ -19,6 +19,7 @@ import redis
 from producer.client import JobClient
 from producer.settings import ProducerSettings
 from producer.worker_command import worker_argv
+from schemas import keys
 from tests.stub_openai import StubOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +115,8 @@ def running_fleet(db: int, queue: str, names: list[str], extra_env: dict[str, st
             for name in names:
                 fleet.start(name)
             fleet.wait_ready(names)
-            wait_until(lambda: redis.Redis.from_url(url).exists("btq:manifest"), 30, "manifest")
+            live = redis.Redis.from_url(url)
+            wait_until(lambda: live.zcard(keys.WORKERS) >= len(names), 30, "every worker's manifest")
             yield fleet
         finally:
             fleet.stop()

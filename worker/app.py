@@ -1,15 +1,19 @@
 """The Celery app, built from settings: JSON only, late acks, capped redelivery, prefetch 1."""
 
+import os
 from typing import Any
 
+import redis
 from celery import Celery, group
 from celery.signals import task_postrun, worker_ready, worker_shutdown
 from dspy.clients.base_lm import GLOBAL_HISTORY
 from kombu.entity import Queue
 
 from schemas import keys
+from worker.escaped import record_failed_result, record_failed_step
 from worker.events import worker_name
 from worker.fleet import Heartbeat
+from worker.presence import connect_presence, job_queue
 from worker.runtime import WorkerRuntime
 from worker.settings import WorkerSettings
 
@@ -46,9 +50,14 @@ def create_app(settings: WorkerSettings) -> Celery:
     )
     runtime = WorkerRuntime(settings)
     _register_tasks(app, runtime)
-    eval_queue = keys.eval_queue(settings.queue)
+    clients: dict[int, redis.Redis] = {}
 
     def send_shards(job_id: str, eval_id: str, count: int) -> None:
+        if os.getpid() not in clients:  # one client per pool process (created after the fork)
+            clients[os.getpid()] = redis.Redis.from_url(settings.redis_url)
+        client = clients[os.getpid()]
+        # To the evaluation queue of the job's profile: only workers that can rebuild the job get its shards.
+        eval_queue = keys.eval_queue(job_queue(client, job_id, settings.queue))
         # The fan-out of one evaluation: a group of shard tasks; each claims shards until none is left.
         group(
             app.signature(keys.TASK_SHARD, args=(job_id, eval_id), queue=eval_queue) for _ in range(count)
@@ -60,7 +69,6 @@ def create_app(settings: WorkerSettings) -> Celery:
     @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def _publish(sender: Any = None, **_: Any) -> None:
         name = getattr(sender, "hostname", None) or worker_name()
-        runtime.publish_manifest(name)
         slots = int(getattr(getattr(sender, "controller", None), "concurrency", None) or 1)
         beats.append(Heartbeat(settings.redis_url, name, slots, settings.heartbeat_interval_s))
         beats[-1].start()
@@ -69,6 +77,8 @@ def create_app(settings: WorkerSettings) -> Celery:
     def _leave(**_: Any) -> None:
         for beat in beats:
             beat.stop()
+
+    connect_presence(app, runtime)
 
     @task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
     def _forget_history(**_: Any) -> None:
@@ -85,12 +95,18 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
 
     @app.task(name=keys.TASK_STEP, bind=True)  # type: ignore[untyped-decorator]
     def step(self: Any, job_id: str, index: int) -> dict[str, Any]:
-        record = runtime.service(_worker(self)).run(job_id, index)
+        try:
+            record = runtime.service(_worker(self)).run(job_id, index)
+        except Exception as exc:  # a bug: raising would stop the chain and strand the job
+            record = record_failed_step(runtime.settings, job_id, index, _worker(self), exc)
         return {"job_id": job_id, "index": index, "outcome": record.outcome.value}
 
     @app.task(name=keys.TASK_FINALIZE, bind=True)  # type: ignore[untyped-decorator]
     def finalize(self: Any, job_id: str) -> dict[str, Any]:
-        result = runtime.service(_worker(self)).finalize(job_id)
+        try:
+            result = runtime.service(_worker(self)).finalize(job_id)
+        except Exception as exc:  # a bug: the job must still end
+            result = record_failed_result(runtime.settings, job_id, _worker(self), exc)
         return {"job_id": job_id, "state": result.state.value}
 
     @app.task(name=keys.TASK_SHARD, bind=True)  # type: ignore[untyped-decorator]

@@ -5,7 +5,6 @@ import threading
 
 import redis
 
-from schemas import keys
 from worker.artifacts import store_from_url
 from worker.events import EventEmitter, worker_name
 from worker.fleet import live_slots
@@ -97,9 +96,3 @@ class WorkerRuntime:
 
         self._shards = ShardRunner(client, self.sharding_config, resolve, store.is_cancelled, worker)
         self._pid = os.getpid()
-
-    def publish_manifest(self, worker: str) -> None:
-        """Publish what this worker can run, for producers to validate jobs against."""
-        client = redis.Redis.from_url(self.settings.redis_url)
-        client.set(keys.MANIFEST, self.registry.manifest(worker).model_dump_json())
-        client.close()

@@ -31,6 +31,9 @@ class WorkerSettings(BaseSettings):
     step_lease_ttl_s: float = Field(
         default=30.0, description="A running step's lease; a second delivery waits while it is renewed"
     )
+    worker_manifest_ttl_s: float = Field(
+        default=30.0, description="A worker's published manifest expires this long after its last heartbeat"
+    )
     job_ttl_s: int = 7 * 24 * 3600
     job_stream_maxlen: int = 10_000
     global_stream_maxlen: int = 100_000

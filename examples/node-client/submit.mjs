@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// Submit a bettertogether-queue job through the Redis Stream intake, follow its events to the result,
+// and print the best candidate. Uses nothing but Redis commands (XADD, GET, XREAD): no Python, no Celery.
+//
+//   node submit.mjs [job.json] [--submission-id ID] [--redis redis://host:6379/0] [--timeout-s 600]
+//
+// Exit status: 0 succeeded, 1 failed or timed out, 2 rejected (the field-named error is printed).
+import { readFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { createClient } from "redis";
+
+const INTAKE = "btq:intake"; // schemas/keys.py INTAKE
+const submissionKey = (id) => `btq:submission:${id}`;
+const jobKey = (id, part) => `btq:job:${id}:${part}`;
+const TERMINAL = new Set(["job.succeeded", "job.failed", "job.cancelled"]);
+
+function parseArgs(argv) {
+  const opts = {
+    job: new URL("../demo_job.json", import.meta.url),
+    submissionId: `node-${randomUUID()}`,
+    redis: process.env.BTQ_REDIS_URL ?? "redis://127.0.0.1:6379/0",
+    timeoutS: 600,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--submission-id") opts.submissionId = argv[++i];
+    else if (arg === "--redis") opts.redis = argv[++i];
+    else if (arg === "--timeout-s") opts.timeoutS = Number(argv[++i]);
+    else opts.job = arg;
+  }
+  return opts;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitForOutcome(client, submissionId, deadline) {
+  while (Date.now() < deadline) {
+    const raw = await client.get(submissionKey(submissionId));
+    if (raw !== null) return JSON.parse(raw);
+    await sleep(200);
+  }
+  throw new Error(`no intake handled submission ${submissionId} in time (is \`btq intake\` running?)`);
+}
+
+async function followToEnd(client, jobId, deadline) {
+  let cursor = "0-0"; // replay from the start, then block for new events
+  while (Date.now() < deadline) {
+    const block = Math.max(1, Math.min(1000, deadline - Date.now()));
+    const reply = await client.xRead({ key: jobKey(jobId, "events"), id: cursor }, { BLOCK: block, COUNT: 100 });
+    for (const stream of reply ?? []) {
+      for (const { id, message } of stream.messages) {
+        cursor = id;
+        const event = JSON.parse(message.event);
+        const step = event.step_index ?? "";
+        const score = event.score ?? "";
+        console.log(`event ${event.type} ${step} ${event.strategy ?? ""} ${score}`.trimEnd());
+        if (TERMINAL.has(event.type)) return event;
+      }
+    }
+  }
+  throw new Error(`job ${jobId} did not finish in time`);
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const job = readFileSync(opts.job, "utf8");
+  const client = createClient({ url: opts.redis });
+  client.on("error", (err) => console.error("redis:", err.message));
+  await client.connect();
+  try {
+    const deadline = Date.now() + opts.timeoutS * 1000;
+    // The whole submission: one stream entry with the job JSON and an id we choose (idempotent retries).
+    const entryId = await client.xAdd(INTAKE, "*", { job, submission_id: opts.submissionId });
+    console.log(`submitted ${opts.submissionId} as entry ${entryId}`);
+    const outcome = await waitForOutcome(client, opts.submissionId, deadline);
+    if (outcome.state === "rejected") {
+      console.error(`rejected: ${outcome.field ? `${outcome.field}: ` : ""}${outcome.message}`);
+      return 2;
+    }
+    console.log(`accepted as job ${outcome.job_id}`);
+    const last = await followToEnd(client, outcome.job_id, deadline);
+    const result = JSON.parse(await client.get(jobKey(outcome.job_id, "result")));
+    const best = result.best;
+    console.log(`result ${result.state}, ${result.candidates.length} candidates`);
+    if (best) {
+      console.log(`best candidate: strategy "${best.strategy || "baseline"}" score ${best.score} (step ${best.step_index})`);
+      console.log(JSON.stringify({ job_id: outcome.job_id, best }));
+    }
+    return last.type === "job.succeeded" ? 0 : 1;
+  } finally {
+    await client.quit();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err.message);
+    process.exit(1);
+  },
+);

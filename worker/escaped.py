@@ -1,0 +1,85 @@
+"""Exceptions that escape a task (a bug, not an optimizer failure) become recorded outcomes.
+
+Celery stops a chain at a task that raises, so an escaped exception would leave its job `running`
+forever. The step task records it as a failed step instead (later steps are then skipped and the final
+task still runs); the final task, if it is the one that raises, records a failed result. Both use a
+fresh Redis client and no registry, so they work when the step service itself could not be built.
+"""
+
+import logging
+import time
+
+import redis
+
+from schemas.errors import ErrorRecord
+from schemas.events import EventType
+from schemas.result import JobResult, JobState, StepOutcome, StepRecord
+from worker.events import EventEmitter
+from worker.settings import WorkerSettings
+from worker.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+def record_failed_step(settings: WorkerSettings, job_id: str, index: int, worker: str, exc: Exception) -> StepRecord:
+    """Store step `index` as failed with `exc` (unless it has a record already) and emit `step.failed`."""
+    log.error("step %d of job %s raised; recorded as a failed step", index, job_id, exc_info=exc)
+    store, events = _open(settings)
+    spec = store.spec(job_id)
+    previous = store.step(job_id, index - 1) if index > 0 else None
+    now = time.time()
+    record = StepRecord(
+        index=index,
+        strategy=spec.strategy_prefix(index),
+        optimizer_key=spec.steps()[index - 1] if index else None,
+        outcome=StepOutcome.FAILED,
+        rng_state=previous.rng_state if previous else [],
+        train_order=previous.train_order if previous else [],
+        worker=worker,
+        started_at=now,
+        finished_at=now,
+        error=ErrorRecord.from_exception(exc),
+    )
+    stored, won = store.put_step(job_id, record)
+    if won:
+        events.emit(
+            EventType.STEP_FAILED,
+            job_id,
+            len(spec.steps()),
+            step_index=index,
+            strategy=record.strategy,
+            optimizer_key=record.optimizer_key,
+            worker=worker,
+            error=record.error,
+            detail={"outcome": StepOutcome.FAILED.value, "escaped": True},
+        )
+    return stored
+
+
+def record_failed_result(settings: WorkerSettings, job_id: str, worker: str, exc: Exception) -> JobResult:
+    """Store a failed result for a job whose final task raised, and emit `job.failed`."""
+    log.error("finalizing job %s raised; recorded as a failed job", job_id, exc_info=exc)
+    store, events = _open(settings)
+    spec = store.spec(job_id)
+    assert spec.seed is not None  # the producer fixes a concrete seed at submission
+    result = JobResult(
+        job_id=job_id,
+        state=JobState.FAILED,
+        strategy=spec.strategy,
+        seed=spec.seed,
+        candidates=[],
+        best=None,
+        flag_compilation_error_occurred=True,
+        error=ErrorRecord.from_exception(exc),
+        finished_at=time.time(),
+    )
+    stored, won = store.put_result(result, len(spec.steps()))
+    if won:
+        events.emit(EventType.JOB_FAILED, job_id, len(spec.steps()), worker=worker, error=stored.error)
+    return stored
+
+
+def _open(settings: WorkerSettings) -> tuple[JobStore, EventEmitter]:
+    client = redis.Redis.from_url(settings.redis_url)
+    emitter = EventEmitter(client, settings.job_stream_maxlen, settings.global_stream_maxlen)
+    return JobStore(client, settings.job_ttl_s), emitter
