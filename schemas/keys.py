@@ -19,6 +19,9 @@ MANIFEST = f"{PREFIX}:manifest"
 JOBS_INDEX = f"{PREFIX}:jobs"
 """Sorted set of job ids scored by submission time."""
 
+WORKERS_PATTERN = f"{PREFIX}:worker:*"
+"""Per-worker keys (manifest, heartbeat) as the dashboard's workers page scans them."""
+
 
 def job_key(job_id: str, part: str) -> str:
     """Return the key of one part (spec, status, result, events, cancel...) of a job."""

@@ -40,3 +40,6 @@ class WorkerSettings(BaseSettings):
     )
     lm_api_bases: dict[str, str] = Field(default_factory=dict, description="LiteLLM provider prefix -> API base URL")
     allow_litellm_models: bool = True
+    worker_send_events: bool = Field(
+        default=False, description="Send Celery task events (what Flower and `celery events` show)"
+    )
