@@ -81,7 +81,9 @@ def program_view(state: Json) -> list[Json]:
     Only these fields are copied, so LM kwargs (which could carry a provider setting) are never shown.
     """
     predictors: list[Json] = []
-    for name, part in state.items():
+    # A program that is itself one predictor (dspy.Predict) dumps its fields at the top level.
+    parts = {"self": state} if "signature" in state else state
+    for name, part in parts.items():
         if not isinstance(part, dict) or "signature" not in part:
             continue
         signature = part.get("signature") or {}

@@ -1,0 +1,54 @@
+"""A real dashboard (uvicorn on a free loopback port) in a thread, for the API and browser tests."""
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from pydantic import SecretStr
+
+from producer.dashboard.app import create_app
+from producer.dashboard.settings import DashboardSettings
+from tests.conftest import Fleet, wait_until
+
+
+@dataclass
+class Served:
+    """The running dashboard's base URL and settings."""
+
+    url: str
+    settings: DashboardSettings
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=10, **kwargs)
+
+
+@contextmanager
+def dashboard(fleet: Fleet, token: str | None = None) -> Iterator[Served]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    settings = DashboardSettings(
+        redis_url=fleet.url,
+        queue=fleet.queue,
+        dashboard_port=port,
+        dashboard_token=SecretStr(token) if token else None,
+        dashboard_heartbeat_s=2,
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, 20, "dashboard started")
+        yield Served(url=f"http://127.0.0.1:{port}", settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "dashboard did not stop"
