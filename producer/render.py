@@ -1,5 +1,6 @@
 """Human-readable output: live progress (bars on a terminal, lines otherwise) and the candidate table."""
 
+import shutil
 import sys
 from collections.abc import Iterable
 from typing import TextIO
@@ -128,23 +129,27 @@ def _shown(detail: dict[str, JsonValue]) -> str:
 def result_table(result: JobResult, out: TextIO = sys.stdout, held_out: EvaluationReport | None = None) -> None:
     """Print the ranked candidates, best marked, as BetterTogether's candidate_programs.
 
-    With `held_out`, a column shows each candidate's score on that dataset split too.
+    With `held_out`, a column shows each candidate's score on that dataset split too. On a terminal,
+    lines are cut to its width (`btq result --json` has everything).
     """
-    print(f"job {result.job_id}: {result.state.value}, strategy '{result.strategy}', seed {result.seed}", file=out)
+    width = shutil.get_terminal_size().columns if out.isatty() else None
+
+    def emit(line: str) -> None:
+        print(line if width is None or len(line) <= width else line[: width - 1] + "…", file=out)
+
+    emit(f"job {result.job_id}: {result.state.value}")
+    emit(f"strategy '{result.strategy}', seed {result.seed}")
     if result.flag_compilation_error_occurred and result.error:
-        print(f"flag_compilation_error_occurred: {result.error.type}: {result.error.message}", file=out)
+        emit(f"flag_compilation_error_occurred: {result.error.type}: {result.error.message}")
     extra = f" {held_out.split:>7}" if held_out else ""
-    print(f"{'rank':>4}  {'strategy':<28} {'val':>7}{extra}  step", file=out)
+    emit(f"{'rank':>4}  {'strategy':<28} {'val':>7}{extra}  step")
     for rank, cand in enumerate(result.candidates, 1):
         mark = "*" if result.best and cand.step_index == result.best.step_index else " "
         column = ""
         if held_out:
             test = held_out.scores.get(str(cand.step_index))
             column = f" {'-' if test is None else f'{test:.2f}':>7}"
-        print(
-            f"{rank:>4}{mark} {cand.strategy or '(baseline)':<28} {_score(cand.score):>7}{column}  {cand.step_index}",
-            file=out,
-        )
+        emit(f"{rank:>4}{mark} {cand.strategy or '(baseline)':<28} {_score(cand.score):>7}{column}  {cand.step_index}")
 
 
 def _score(score: float | None) -> str:
