@@ -156,7 +156,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the embedded demo job end to end (starts Redis and a worker when needed)."""
     from producer.demo import run_demo
 
-    return run_demo(timeout_s=args.timeout, strategy=args.strategy, model=args.model)
+    port = None if args.no_dashboard else args.dashboard_port
+    return run_demo(timeout_s=args.timeout, strategy=args.strategy, model=args.model, dashboard_port=port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local: SmolLM2-135M on llama.cpp, fine-tuned on CPU; simulated: the deterministic LM",
     )
+    d.add_argument("--dashboard-port", type=int, default=8750, help="serve the dashboard here during the demo (0: any)")
+    d.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard during the demo")
     return parser
 
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 import redis
@@ -26,6 +26,7 @@ from producer.render import result_table, show_live
 from producer.settings import ProducerSettings
 from producer.worker_command import worker_argv
 from schemas.exceptions import FleetUnavailableError, JobTimeoutError
+from schemas.result import EvaluationReport
 
 
 def _answers(url: str) -> bool:
@@ -106,7 +107,56 @@ def local_extra_missing() -> str | None:
     return None
 
 
-def run_demo(timeout_s: float, strategy: str, model: str) -> int:
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextmanager
+def dashboard_for(url: str, port: int | None) -> Iterator[str | None]:
+    """Serve the dashboard on loopback during the demo; yield its address (None when off or failing).
+
+    A taken port (another dashboard, say) falls back to a free one rather than failing the demo.
+    """
+    if port is None:
+        yield None
+        return
+    from producer.dashboard.app import serving_in_thread
+    from producer.dashboard.settings import DashboardSettings
+
+    chosen = port if port and _port_free(port) else _free_port()
+    settings = DashboardSettings(redis_url=url, dashboard_host="127.0.0.1", dashboard_port=chosen)
+    with ExitStack() as stack:
+        address: str | None = None
+        try:
+            address = stack.enter_context(serving_in_thread(settings))
+        except OSError as exc:
+            print(f"dashboard not started: {exc}", file=sys.stderr)
+        yield address
+
+
+def score_held_out(client: JobClient, job_id: str, held_out: tuple[str, str], timeout_s: float) -> EvaluationReport:
+    """Score the candidates on the held-out split, showing that it runs (it can take minutes)."""
+    dataset, split = held_out
+    what = f"scoring every candidate on held-out {dataset}/{split} (on a worker)"
+    began = time.monotonic()
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        with Console().status(what + "…"):
+            report = client.evaluate(job_id, dataset, split, timeout_s=timeout_s)
+    else:
+        print(what + "…", flush=True)
+        report = client.evaluate(job_id, dataset, split, timeout_s=timeout_s)
+    print(f"held-out scores in {time.monotonic() - began:.1f}s", flush=True)
+    return report
+
+
+def run_demo(timeout_s: float, strategy: str, model: str, dashboard_port: int | None = 8750) -> int:
     """Run the demo job and print its live progress and final table; return the exit code."""
     demo = DEMOS[model]
     if model == "local" and (missing := local_extra_missing()):
@@ -128,11 +178,13 @@ def run_demo(timeout_s: float, strategy: str, model: str) -> int:
                 return False
 
             _wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
-            job_id = client.submit({**demo.spec, "strategy": strategy})
-            show_live(client.follow(job_id, timeout_s))
-            result = client.result(job_id)
-            dataset, split = demo.held_out
-            held_out = client.evaluate(job_id, dataset, split, timeout_s=timeout_s) if result else None
+            with dashboard_for(url, dashboard_port) as address:
+                job_id = client.submit({**demo.spec, "strategy": strategy})
+                if address:
+                    print(f"watch it in a browser: {address}/jobs/{job_id}", flush=True)
+                show_live(client.follow(job_id, timeout_s))
+                result = client.result(job_id)
+                held_out = score_held_out(client, job_id, demo.held_out, timeout_s) if result else None
     if result is None:
         return 1
     print()

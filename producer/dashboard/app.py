@@ -1,8 +1,10 @@
 """The dashboard's ASGI app (Starlette): three pages, a JSON API, event streams and cancel."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from typing import Any
 
@@ -137,6 +139,33 @@ def create_app(settings: DashboardSettings) -> Starlette:
         await asyncio.get_running_loop().run_in_executor(None, partial(dash.redis.close))
 
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+@contextmanager
+def serving_in_thread(settings: DashboardSettings, timeout_s: float = 20) -> Iterator[str]:
+    """Serve the dashboard from a background thread during the block; yield its base URL.
+
+    Used by `btq demo` so the job can be watched in a browser while the terminal shows bars.
+    """
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host=settings.dashboard_host, port=settings.dashboard_port, log_level="error"
+        )
+    )
+    thread = threading.Thread(target=server.run, name="btq-dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise OSError(f"the dashboard could not listen on {settings.dashboard_host}:{settings.dashboard_port}")
+        time.sleep(0.05)  # poll interval of a bounded wait
+    try:
+        yield f"http://{settings.dashboard_host}:{settings.dashboard_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def serve(settings: DashboardSettings, **uvicorn_options: Any) -> None:
