@@ -144,12 +144,12 @@ function drawLoss() {
   root.appendChild(svg("line", {x1: P, y1: P, x2: P, y2: H - P, stroke: "#999"}));
   root.appendChild(svg("text", {x: 4, y: P + 4}, maxY.toFixed(2)));
   root.appendChild(svg("text", {x: 4, y: H - P}, "0"));
-  root.appendChild(svg("text", {x: W - P - 60, y: H - P + 16}, "step " + maxX));
+  root.appendChild(svg("text", {x: W - P - 90, y: H - P + 16}, "training step " + maxX));
   series.forEach(([index, s], n) => {
     const color = COLORS[n % COLORS.length];
     root.appendChild(svg("polyline", {points: s.map((p) => x(p[0]) + "," + y(p[1])).join(" "),
       fill: "none", stroke: color, "stroke-width": 2, class: "loss-line"}));
-    root.appendChild(svg("text", {x: W - P - 60, y: P + 14 * n, fill: color}, "step " + index));
+    root.appendChild(svg("text", {x: W - P - 90, y: P + 14 * n, fill: color}, "job step " + index));
   });
   $("#loss-chart").replaceChildren(root);
 }
