@@ -22,6 +22,7 @@ from producer.dashboard import pages, reader
 from producer.dashboard.auth import TokenAuth
 from producer.dashboard.settings import DashboardSettings
 from producer.dashboard.stream import follow_stream, parse_cursor
+from producer.liveness import live_workers
 from producer.settings import ProducerSettings
 from schemas import keys
 from schemas.exceptions import JobNotFoundError
@@ -38,6 +39,8 @@ class Dashboard:
         self.settings = settings
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.client = JobClient(ProducerSettings(redis_url=settings.redis_url, queue=settings.queue), self.redis)
+        self._live_names: set[str] = set()
+        self._live_at = float("-inf")
 
     async def jobs_page(self, request: Request) -> Response:
         """The jobs list."""
@@ -68,10 +71,20 @@ class Dashboard:
             return JSONResponse({"error": f"job_id: unknown job {job_id!r}"}, status_code=404)
         return JSONResponse(detail)
 
+    def _live(self) -> set[str]:
+        # A remote-control ping takes up to its timeout: answer page polls from a short-lived cache.
+        now = time.monotonic()
+        if now - self._live_at > self.settings.dashboard_ping_cache_s:
+            self._live_names = set(live_workers(self.client.celery, self.settings.queue, timeout_s=1.0))
+            self._live_at = now
+        return self._live_names
+
+    def _workers(self) -> list[dict[str, Any]]:
+        return reader.list_workers(self.redis, self.settings.dashboard_worker_events_scan, live=self._live())
+
     async def api_workers(self, request: Request) -> Response:
-        """Known workers, what each registered and what each runs."""
-        rows = await run_in_threadpool(reader.list_workers, self.redis, self.settings.dashboard_worker_events_scan)
-        return JSONResponse(rows)
+        """Known workers (live ones answer a ping), what each registered and what each runs."""
+        return JSONResponse(await run_in_threadpool(self._workers))
 
     async def api_cancel(self, request: Request) -> Response:
         """Request cancellation (the token middleware already refused unauthenticated callers)."""

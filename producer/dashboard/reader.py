@@ -208,18 +208,26 @@ def _read_worker_key(r: redis.Redis, key: str) -> Json | None:
     return None
 
 
-def list_workers(r: redis.Redis, scan_events: int = 2000) -> list[Json]:
-    """Return each known worker with what it registered, when it was last heard of, and what it runs."""
+def list_workers(r: redis.Redis, scan_events: int = 2000, live: set[str] | None = None) -> list[Json]:
+    """Return each known worker with what it registered, when it was last heard of, and what it runs.
+
+    `live` is the set of worker names that answered a ping just now (None: not asked); workers that
+    answered but published nothing readable are listed too.
+    """
     running = running_steps(_recent_events(r, scan_events))
     now = time.time()
     workers = []
-    for info in worker_entries(r):
+    entries = worker_entries(r)
+    known = {info["worker"] for info in entries}
+    entries += [{"worker": name, "source": "ping"} for name in sorted((live or set()) - known)]
+    for info in entries:
         name = info["worker"]
         seen = info.get("heartbeat_at") or info.get("published_at")
         workers.append(
             {
                 "worker": name,
                 "source": info.get("source"),
+                "live": None if live is None else name in live,
                 "last_seen_s_ago": round(now - float(seen), 1) if seen else None,
                 "registered": _registered(info),
                 "running": running.pop(name, []),
@@ -227,7 +235,7 @@ def list_workers(r: redis.Redis, scan_events: int = 2000) -> list[Json]:
         )
     # Steps started by workers that published nothing we can read still show up.
     workers += [
-        {"worker": n, "source": "events", "last_seen_s_ago": None, "registered": {}, "running": s}
+        {"worker": n, "source": "events", "live": None, "last_seen_s_ago": None, "registered": {}, "running": s}
         for n, s in running.items()
     ]
     return workers

@@ -18,6 +18,7 @@ class DashboardSettings(BaseSettings):
     )
     dashboard_jobs_limit: int = Field(default=200, description="Most jobs the jobs list shows")
     dashboard_heartbeat_s: float = Field(default=15.0, description="Comment line sent on an idle event stream")
+    dashboard_ping_cache_s: float = Field(default=5.0, description="How long a worker ping answer is reused")
     dashboard_worker_events_scan: int = Field(
         default=2000, description="Latest global events read to tell what each worker runs"
     )

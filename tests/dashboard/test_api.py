@@ -110,6 +110,8 @@ def test_workers_page_lists_live_workers_their_registry_and_the_step_they_run(fl
         assert busy[0]["running"][0]["job_id"] == job_id
         workers = dash.get("/api/workers").json()
         assert any("t.qa" in w["registered"].get("programs", {}) for w in workers)
+        live = {w["worker"].split("@")[0] for w in workers if w["live"]}
+        assert {"wa", "wb"} <= live
         assert all(w["last_seen_s_ago"] is None or w["last_seen_s_ago"] >= 0 for w in workers)
     client.wait(job_id, timeout_s=120)
 
