@@ -27,6 +27,9 @@ from producer.settings import ProducerSettings
 from schemas import keys
 from schemas.exceptions import JobNotFoundError
 
+_SHUTDOWN_S = 2
+"""Event streams never end on their own: on shutdown, open ones are cut after this many seconds."""
+
 
 def _bad_request(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=400)
@@ -164,7 +167,11 @@ def serving_in_thread(settings: DashboardSettings, timeout_s: float = 20) -> Ite
 
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings), host=settings.dashboard_host, port=settings.dashboard_port, log_level="error"
+            create_app(settings),
+            host=settings.dashboard_host,
+            port=settings.dashboard_port,
+            log_level="error",
+            timeout_graceful_shutdown=_SHUTDOWN_S,
         )
     )
     thread = threading.Thread(target=server.run, name="btq-dashboard", daemon=True)
@@ -190,5 +197,6 @@ def serve(settings: DashboardSettings, **uvicorn_options: Any) -> None:
         host=settings.dashboard_host,
         port=settings.dashboard_port,
         log_level=uvicorn_options.pop("log_level", "warning"),
+        timeout_graceful_shutdown=_SHUTDOWN_S,
         **uvicorn_options,
     )

@@ -42,7 +42,11 @@ def dashboard(fleet: Fleet, token: str | None = None) -> Iterator[Served]:
         dashboard_token=SecretStr(token) if token else None,
         dashboard_heartbeat_s=2,
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
