@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -67,8 +68,11 @@ def redis_available(url: str) -> Iterator[str]:
 
 
 @contextmanager
-def worker_process(url: str, imports: list[str]) -> Iterator[None]:
-    """Run one worker process against `url`, importing registry modules `imports`, during the block."""
+def worker_process(url: str, imports: list[str]) -> Iterator[Path]:
+    """Run one worker process against `url`, importing registry modules `imports`, during the block.
+
+    Yields the path of the worker's log: the caller deletes it after a good run and keeps it otherwise.
+    """
     env = {**os.environ, "BTQ_REDIS_URL": url}
     if imports:
         env["BTQ_IMPORTS"] = json.dumps(imports)
@@ -82,13 +86,14 @@ def worker_process(url: str, imports: list[str]) -> Iterator[None]:
     )
     print(f"started a worker (pid {proc.pid}, log {log.name})")
     try:
-        yield
+        yield Path(log.name)
     finally:
         proc.terminate()
         with suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=20)
         if proc.poll() is None:
             proc.kill()
+        log.close()
 
 
 def _wait_for(predicate: Any, timeout_s: float, message: str) -> None:
@@ -170,7 +175,7 @@ def run_demo(timeout_s: float, strategy: str, model: str, dashboard_port: int | 
     with redis_available(settings.redis_url) as url:
         client = JobClient(settings.model_copy(update={"redis_url": url}))
         started = time.time()
-        with worker_process(url, demo.imports):
+        with worker_process(url, demo.imports) as worker_log:
 
             def fresh_manifest() -> bool:
                 with suppress(FleetUnavailableError):
@@ -185,9 +190,14 @@ def run_demo(timeout_s: float, strategy: str, model: str, dashboard_port: int | 
                 show_live(client.follow(job_id, timeout_s))
                 result = client.result(job_id)
                 held_out = score_held_out(client, job_id, demo.held_out, timeout_s) if result else None
+    succeeded = result is not None and result.state.value == "succeeded"
+    if succeeded:
+        worker_log.unlink(missing_ok=True)  # a good run leaves nothing behind in the temp dir
+    else:
+        print(f"worker log kept: {worker_log}", file=sys.stderr)
     if result is None:
         return 1
     print()
     result_table(result, held_out=held_out)
     print(f"\nwall time {time.time() - started:.1f}s")
-    return 0 if result.state.value == "succeeded" else 1
+    return 0 if succeeded else 1
