@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 
 from producer.client import JobClient
 from schemas.events import EventType
@@ -101,3 +102,23 @@ def test_cancel_button_stops_the_running_job(fleet: Fleet, client: JobClient) ->
     assert result.state.value == "cancelled"
     assert len(result.candidates) < 9
     assert any(e.type is EventType.CANCEL_REQUESTED for _, e in client.events(job_id))
+
+
+def test_jobs_list_shows_a_new_job_without_reload_and_filters_by_state(fleet: Fleet, client: JobClient) -> None:
+    with dashboard(fleet) as dash, chromium() as driver:
+        driver.get(dash.url + "/")
+        driver.execute_script("window.notReloaded = true;")
+        wait_until(lambda: driver.execute_script("return document.readyState") == "complete", 30, "page loaded")
+        job_id = client.submit(spec("p -> p", "given", True, 51))
+        client.wait(job_id, timeout_s=120)
+
+        def row() -> list[str] | None:
+            return next((r for r in rows(driver, "jobs") if r[0] == job_id[:12]), None)
+
+        wait_until(lambda: (r := row()) is not None and r[1] == "succeeded", 60, "the new job, succeeded")
+        assert driver.execute_script("return window.notReloaded === true;"), "the page reloaded"
+        found = row()
+        assert found is not None and found[2] == "p -> p" and found[3].endswith("2/2")
+        Select(driver.find_element(By.ID, "state-filter")).select_by_value("cancelled")
+        wait_until(lambda: row() is None, 30, "the succeeded job filtered out")
+        assert all(r[1] == "cancelled" for r in rows(driver, "jobs"))
