@@ -91,6 +91,7 @@ function jobsPage() {
 /* one job */
 const loss = new Map();  // step index -> [[x, loss], ...]
 let eventCount = 0;
+let heldOutPolls = 0;
 
 function stepRow(index) {
   let row = document.getElementById("step-" + index);
@@ -197,18 +198,27 @@ function setState(state) {
   s.className = "state " + state;
   $("#cancel").disabled = ["succeeded", "failed", "cancelled"].includes(state);
 }
-function drawScores(cands, best) {
+function drawScores(cands, best, heldOut) {
   const ordered = [...cands].sort((a, b) => a.step_index - b.step_index);
-  const W = 640, row = 26, P = 170, H = row * ordered.length + 30;
+  const test = (c) => heldOut ? heldOut.scores[String(c.step_index)] : undefined;
+  const W = 640, bar = heldOut ? 11 : 18, row = heldOut ? 30 : 26, P = 170, H = row * ordered.length + 30;
   const root = svg("svg", {width: W, height: H, viewBox: `0 0 ${W} ${H}`, id: "score-svg", role: "img"});
   ordered.forEach((c, i) => {
     const y = 10 + i * row, w = (W - P - 60) * (c.score || 0) / 100;
-    root.appendChild(svg("text", {x: 4, y: y + 14}, (c.step_index + ". " + (c.strategy || "baseline")).slice(0, 26)));
-    root.appendChild(svg("rect", {x: P, y: y, width: Math.max(w, 1), height: row - 8, class: "score-bar",
+    root.appendChild(svg("text", {x: 4, y: y + 12}, (c.step_index + ". " + (c.strategy || "baseline")).slice(0, 26)));
+    root.appendChild(svg("rect", {x: P, y: y, width: Math.max(w, 1), height: bar, class: "score-bar",
       fill: c.step_index === best ? "#2b8a3e" : "#3b7ddd", "data-score": score(c.score)}));
-    root.appendChild(svg("text", {x: P + w + 6, y: y + 14}, score(c.score)));
+    root.appendChild(svg("text", {x: P + w + 6, y: y + 10}, score(c.score)));
+    if (heldOut) {
+      const t = test(c), tw = (W - P - 60) * (t || 0) / 100;
+      root.appendChild(svg("rect", {x: P, y: y + bar + 1, width: Math.max(tw, 1), height: bar, class: "test-bar",
+        fill: "#e8590c", "data-score": score(t)}));
+      root.appendChild(svg("text", {x: P + tw + 6, y: y + 2 * bar}, score(t)));
+    }
   });
-  root.appendChild(svg("text", {x: P, y: H - 4}, "validation score (%), best in green"));
+  const legend = heldOut ? "validation (blue, best green) and " + heldOut.split + " (orange) score, %"
+    : "validation score (%), best in green";
+  root.appendChild(svg("text", {x: P, y: H - 4}, legend));
   $("#score-chart").replaceChildren(root);
 }
 function showProgram(predictors) {
@@ -228,6 +238,11 @@ async function loadResult(tries) {
   if (!job.result) { if (tries > 0) setTimeout(() => loadResult(tries - 1), 500); return; }
   setState(job.state);
   $("#result-section").hidden = false;
+  const heldOut = job.result.held_out[0];
+  if (heldOut && !document.getElementById("test-head")) {
+    const th = el("th", heldOut.split + " score"); th.id = "test-head";
+    $("#candidates thead tr").insertBefore(th, $("#candidates thead tr").lastChild);
+  }
   const body = $("#candidates tbody");
   body.replaceChildren();
   for (const c of job.result.candidates) {
@@ -235,10 +250,13 @@ async function loadResult(tries) {
     tr.appendChild(el("td", c.rank + (c.step_index === job.result.best_step_index ? " *" : "")));
     tr.appendChild(el("td", c.strategy || "(baseline)"));
     tr.appendChild(el("td", score(c.score)));
+    if (heldOut) tr.appendChild(el("td", score(heldOut.scores[String(c.step_index)])));
     tr.appendChild(el("td", c.step_index));
     body.appendChild(tr);
   }
-  drawScores(job.result.candidates, job.result.best_step_index);
+  drawScores(job.result.candidates, job.result.best_step_index, heldOut);
+  // Held-out scores come after the job ended (btq evaluate, btq demo): look again for a while.
+  if (!heldOut && heldOutPolls < 120) { heldOutPolls += 1; setTimeout(() => loadResult(0), 5000); }
   showProgram(job.result.best_program);
 }
 async function cancelJob() {

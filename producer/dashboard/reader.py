@@ -14,7 +14,7 @@ import redis
 from schemas import keys
 from schemas.codec import decode
 from schemas.events import EventType, JobEvent
-from schemas.result import JobResult, JobState, StepRecord
+from schemas.result import EvaluationReport, JobResult, JobState, StepRecord
 
 Json = dict[str, Any]
 
@@ -141,9 +141,25 @@ def job_detail(r: redis.Redis, job_id: str) -> Json | None:
                 for rank, c in enumerate(result.candidates, 1)
             ],
             "best_step_index": result.best.step_index if result.best else None,
+            "held_out": _held_out(r, job_id),
             "best_program": program_view(result.best.program_state) if result.best else [],
         }
     return detail
+
+
+def _held_out(r: redis.Redis, job_id: str) -> list[Json]:
+    """Return the job's stored held-out evaluations: dataset, split, step index -> score, error."""
+    raw = cast(dict[bytes, bytes], r.hgetall(keys.held_out_key(job_id)))
+    reports = [decode(EvaluationReport, value) for _, value in sorted(raw.items())]
+    return [
+        {
+            "dataset": rep.dataset,
+            "split": rep.split,
+            "scores": rep.scores,
+            "error": rep.error.model_dump() if rep.error else None,
+        }
+        for rep in reports
+    ]
 
 
 def running_steps(events: Iterable[JobEvent]) -> dict[str, list[Json]]:

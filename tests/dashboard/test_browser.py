@@ -77,6 +77,17 @@ def test_job_page_shows_steps_live_then_the_chart_and_the_candidates_of_btq_resu
         assert "fine-tune" in timeline[2][7] or "finetune" in timeline[2][7]
         screenshot(driver, "job-page-succeeded")
 
+        report = client.evaluate(job_id, "t.arith", "test", timeout_s=120)
+        wait_until(lambda: driver.find_elements(By.ID, "test-head"), 30, "held-out scores on the page")
+        tests = [
+            b.get_attribute("data-score") for b in driver.find_elements(By.CSS_SELECTOR, "#score-svg rect.test-bar")
+        ]
+        assert tests == [f"{report.scores[str(i)]:.2f}" for i in sorted(by_step)]
+        assert [r[3] for r in rows(driver, "candidates")] == [
+            f"{report.scores[str(c['step_index'])]:.2f}" for c in result["candidates"]
+        ]
+        screenshot(driver, "job-page-held-out")
+
         driver.get(dash.url + "/")
         wait_until(lambda: any(job_id[:12] == r[0] for r in rows(driver, "jobs")), 30, "the job in the list")
         screenshot(driver, "jobs-page")
