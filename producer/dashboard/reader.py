@@ -211,6 +211,27 @@ def worker_entries(r: redis.Redis) -> list[Json]:
     return [{"worker": name, **info} for name, info in sorted(found.items())]
 
 
+def heartbeats(r: redis.Redis, key: str, now: float | None = None) -> dict[str, Json]:
+    """Return worker name -> `{"slots", "heartbeat_live"}` from a heartbeat hash (`<slots>:<expires at>`).
+
+    This is the format of the fleet heartbeat hash workers refresh every few seconds; a field whose
+    expiry passed belongs to a worker that stopped beating.
+    """
+    now = time.time() if now is None else now
+    found: dict[str, Json] = {}
+    for name, raw in cast(dict[bytes, bytes], r.hgetall(key)).items():
+        slots, _, expires = _text(raw).partition(":")
+        try:
+            found[_text(name)] = {"slots": int(slots), "heartbeat_live": float(expires or 0) > now}
+        except ValueError:
+            continue  # a field in another format: not a heartbeat we can read
+    return found
+
+
+# The fleet heartbeat hash, once the workers publish one (schemas.keys.FLEET_SLOTS); absent, pings suffice.
+_HEARTBEATS: str | None = getattr(keys, "FLEET_SLOTS", None)
+
+
 def _read_worker_key(r: redis.Redis, key: str) -> Json | None:
     kind = _text(cast(bytes, r.type(key)))
     if kind == "string":
@@ -232,10 +253,12 @@ def list_workers(r: redis.Redis, scan_events: int = 2000, live: set[str] | None 
     """
     running = running_steps(_recent_events(r, scan_events))
     now = time.time()
+    beats = heartbeats(r, _HEARTBEATS, now) if _HEARTBEATS else {}
+    alive = (live or set()) | {name for name, beat in beats.items() if beat["heartbeat_live"]}
     workers = []
     entries = worker_entries(r)
     known = {info["worker"] for info in entries}
-    entries += [{"worker": name, "source": "ping"} for name in sorted((live or set()) - known)]
+    entries += [{"worker": name, "source": "ping"} for name in sorted(alive - known)]
     for info in entries:
         name = info["worker"]
         seen = info.get("heartbeat_at") or info.get("published_at")
@@ -243,7 +266,8 @@ def list_workers(r: redis.Redis, scan_events: int = 2000, live: set[str] | None 
             {
                 "worker": name,
                 "source": info.get("source"),
-                "live": None if live is None else name in live,
+                "live": None if live is None and not beats else name in alive,
+                "slots": beats.get(name, {}).get("slots"),
                 "last_seen_s_ago": round(now - float(seen), 1) if seen else None,
                 "registered": _registered(info),
                 "running": running.pop(name, []),
@@ -251,7 +275,15 @@ def list_workers(r: redis.Redis, scan_events: int = 2000, live: set[str] | None 
         )
     # Steps started by workers that published nothing we can read still show up.
     workers += [
-        {"worker": n, "source": "events", "live": None, "last_seen_s_ago": None, "registered": {}, "running": s}
+        {
+            "worker": n,
+            "source": "events",
+            "live": None,
+            "slots": None,
+            "last_seen_s_ago": None,
+            "registered": {},
+            "running": s,
+        }
         for n, s in running.items()
     ]
     return workers

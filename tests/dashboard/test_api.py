@@ -6,6 +6,7 @@ import pytest
 import redis
 
 from producer.client import JobClient
+from producer.dashboard import reader
 from schemas import keys
 from schemas.events import EventType
 from tests.conftest import Fleet, wait_until
@@ -165,3 +166,18 @@ def test_the_event_stream_sends_nothing_the_stream_does_not_hold(fleet: Fleet, c
             t.join(timeout=60)
     assert counts == [before] * 3
     assert len(client.events(job_id)) == before
+
+
+def test_heartbeat_hash_reader_tells_live_from_stopped_workers(fleet: Fleet) -> None:
+    store = redis.Redis.from_url(fleet.url)
+    key = "btq:test:heartbeats"
+    try:
+        store.hset(key, mapping={"hb@host": "4:2000", "gone@host": "2:900", "odd@host": "not-a-beat"})
+        beats = reader.heartbeats(store, key, now=1000)
+        assert beats == {
+            "hb@host": {"slots": 4, "heartbeat_live": True},
+            "gone@host": {"slots": 2, "heartbeat_live": False},
+        }
+    finally:
+        store.delete(key)
+        store.close()
