@@ -285,7 +285,8 @@ async function loadWorkers() {
   for (const w of rows) {
     const tr = el("tr");
     tr.appendChild(el("td", w.worker));
-    tr.appendChild(el("td", w.live === true ? "live" : w.live === false ? "not answering" : "-",
+    const slots = w.slots ? " (" + w.slots + " slots)" : "";
+    tr.appendChild(el("td", (w.live === true ? "live" : w.live === false ? "not answering" : "-") + slots,
       w.live === true ? "ok" : w.live === false ? "failed" : ""));
     tr.appendChild(el("td", w.last_seen_s_ago === null ? "-" : w.last_seen_s_ago + " s ago"));
     tr.appendChild(el("td", Object.entries(w.registered).map(([k, v]) =>

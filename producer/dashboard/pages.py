@@ -60,7 +60,7 @@ def job_page(job_id: str) -> str:
 def workers_page() -> str:
     """Return the workers page: who is live, what each registered, what each runs."""
     body = (
-        '<h1>Workers</h1><table id="workers"><thead><tr><th>worker</th><th>ping</th><th>published</th><th>registered</th>'
+        '<h1>Workers</h1><table id="workers"><thead><tr><th>worker</th><th>live</th><th>published</th><th>registered</th>'
         "<th>running</th></tr></thead><tbody></tbody></table>"
     )
     return _page("workers", body, {"page": "workers"})
