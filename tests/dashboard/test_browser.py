@@ -21,10 +21,12 @@ pytestmark = pytest.mark.integration
 
 
 def rows(driver: Any, table: str) -> list[list[str]]:
-    return [
-        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-        for tr in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
-    ]
+    # One script call reads the whole table at once: the page rebuilds tables as events arrive, so
+    # element-by-element reads could see rows replaced under them.
+    script = (
+        "return [...document.querySelectorAll(arguments[0])].map(tr => [...tr.cells].map(td => td.innerText.trim()));"
+    )
+    return list(driver.execute_script(script, f"#{table} tbody tr"))
 
 
 def btq_result_json(fleet: Fleet, job_id: str) -> dict[str, Any]:
