@@ -20,6 +20,7 @@ from starlette.routing import Route
 from producer.client import JobClient
 from producer.dashboard import pages, reader
 from producer.dashboard.auth import TokenAuth
+from producer.dashboard.job_list import JobList
 from producer.dashboard.settings import DashboardSettings
 from producer.dashboard.stream import follow_stream, parse_cursor
 from producer.liveness import live_workers
@@ -42,6 +43,7 @@ class Dashboard:
         self.settings = settings
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.client = JobClient(ProducerSettings(redis_url=settings.redis_url, queue=settings.queue), self.redis)
+        self.jobs = JobList(self.redis)
         self._live_names: set[str] = set()
         self._live_at = float("-inf")
 
@@ -61,7 +63,7 @@ class Dashboard:
         """Jobs newest first; `?state=` filters."""
         state = request.query_params.get("state") or None
         try:
-            rows = await run_in_threadpool(reader.list_jobs, self.redis, state, self.settings.dashboard_jobs_limit)
+            rows = await run_in_threadpool(self.jobs.rows, state, self.settings.dashboard_jobs_limit)
         except ValueError as exc:
             return _bad_request(str(exc))
         return JSONResponse(rows)

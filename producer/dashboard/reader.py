@@ -11,10 +11,11 @@ from typing import Any, cast
 
 import redis
 
+from producer.dashboard.job_list import JobList
 from schemas import keys
 from schemas.codec import decode
 from schemas.events import EventType, JobEvent
-from schemas.result import EvaluationReport, JobResult, JobState, StepRecord
+from schemas.result import EvaluationReport, JobResult, StepRecord
 
 Json = dict[str, Any]
 
@@ -60,19 +61,8 @@ def job_row(r: redis.Redis, job_id: str) -> Json | None:
 
 
 def list_jobs(r: redis.Redis, state: str | None = None, limit: int = 200) -> list[Json]:
-    """Return jobs newest first (from the jobs index), optionally only those in `state`."""
-    if state is not None and state not in {s.value for s in JobState}:
-        raise ValueError(f"state: {state!r} is not one of {', '.join(s.value for s in JobState)}")
-    rows: list[Json] = []
-    # The index holds expired jobs too (their keys have a TTL, the index entry does not): skip those.
-    for raw_id in cast(list[bytes], r.zrevrange(keys.JOBS_INDEX, 0, -1)):
-        row = job_row(r, _text(raw_id))
-        if row is None or (state is not None and row["state"] != state):
-            continue
-        rows.append(row)
-        if len(rows) >= limit:
-            break
-    return rows
+    """Return jobs newest first, optionally only those in `state` (a one-off read; see JobList)."""
+    return JobList(r).rows(state, limit)
 
 
 def program_view(state: Json) -> list[Json]:

@@ -7,6 +7,7 @@ import redis
 
 from producer.client import JobClient
 from producer.dashboard import reader
+from producer.dashboard.job_list import JobList
 from schemas import keys
 from schemas.events import EventType
 from tests.conftest import Fleet, wait_until
@@ -181,3 +182,15 @@ def test_heartbeat_hash_reader_tells_live_from_stopped_workers(fleet: Fleet) -> 
     finally:
         store.delete(key)
         store.close()
+
+
+def test_a_long_lived_job_list_picks_up_a_best_score_once_the_job_ends(fleet: Fleet, client: JobClient) -> None:
+    jobs = JobList(redis.Redis.from_url(fleet.url))
+    job_id = client.submit(slow_job(3))
+    wait_until(lambda: client.status(job_id).state.value == "running", 60, "the job running")
+    running = next(r for r in jobs.rows() if r["job_id"] == job_id)
+    assert running["best_score"] is None and running["strategy"] == "p -> p -> p"
+    result = client.wait(job_id, timeout_s=120)
+    done = next(r for r in jobs.rows() if r["job_id"] == job_id)
+    assert result.best is not None
+    assert (done["state"], done["best_score"]) == ("succeeded", result.best.score)
