@@ -132,7 +132,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Serve the web dashboard (jobs, live job timelines, workers) until interrupted."""
-    from producer.dashboard.app import serve
+    from producer.dashboard.server import serve
     from producer.dashboard.settings import DashboardSettings
 
     settings = DashboardSettings()

@@ -130,7 +130,7 @@ def dashboard_for(url: str, port: int | None) -> Iterator[str | None]:
     if port is None:
         yield None
         return
-    from producer.dashboard.app import serving_in_thread
+    from producer.dashboard.server import serving_in_thread
     from producer.dashboard.settings import DashboardSettings
 
     chosen = port if port and _port_free(port) else _free_port()

@@ -3,8 +3,8 @@
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -28,9 +28,6 @@ from producer.settings import ProducerSettings
 from schemas import keys
 from schemas.exceptions import JobNotFoundError
 
-_SHUTDOWN_S = 2
-"""Event streams never end on their own: on shutdown, open ones are cut after this many seconds."""
-
 
 def _bad_request(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=400)
@@ -39,8 +36,9 @@ def _bad_request(message: str) -> JSONResponse:
 class Dashboard:
     """Request handlers over one Redis database; reads use a sync client in Starlette's thread pool."""
 
-    def __init__(self, settings: DashboardSettings) -> None:
+    def __init__(self, settings: DashboardSettings, stopping: threading.Event) -> None:
         self.settings = settings
+        self.stopping = stopping
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.client = JobClient(ProducerSettings(redis_url=settings.redis_url, queue=settings.queue), self.redis)
         self.jobs = JobList(self.redis)
@@ -113,10 +111,12 @@ class Dashboard:
 
     async def _follow(self, request: Request, stream: str, after: str) -> AsyncIterator[str]:
         client = aioredis.Redis.from_url(self.settings.redis_url)
+
+        async def done() -> bool:
+            return self.stopping.is_set() or await request.is_disconnected()
+
         try:
-            async for message in follow_stream(
-                client, stream, after, self.settings.dashboard_heartbeat_s, request.is_disconnected
-            ):
+            async for message in follow_stream(client, stream, after, self.settings.dashboard_heartbeat_s, done):
                 yield message
         finally:
             await client.aclose()
@@ -134,9 +134,12 @@ class Dashboard:
         return self._events(request, keys.GLOBAL_EVENTS)
 
 
-def create_app(settings: DashboardSettings) -> Starlette:
-    """Return the dashboard app; with `dashboard_token` set, every request needs the token."""
-    dash = Dashboard(settings)
+def create_app(settings: DashboardSettings, stopping: threading.Event | None = None) -> Starlette:
+    """Return the dashboard app; with `dashboard_token` set, every request needs the token.
+
+    Setting `stopping` ends the open event streams (within a second), so a server shuts down cleanly.
+    """
+    dash = Dashboard(settings, stopping or threading.Event())
     routes = [
         Route("/", dash.jobs_page),
         Route("/jobs/{job_id:str}", dash.job_page),
@@ -157,48 +160,3 @@ def create_app(settings: DashboardSettings) -> Starlette:
         await asyncio.get_running_loop().run_in_executor(None, partial(dash.redis.close))
 
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-
-
-@contextmanager
-def serving_in_thread(settings: DashboardSettings, timeout_s: float = 20) -> Iterator[str]:
-    """Serve the dashboard from a background thread during the block; yield its base URL.
-
-    Used by `btq demo` so the job can be watched in a browser while the terminal shows bars.
-    """
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=settings.dashboard_host,
-            port=settings.dashboard_port,
-            log_level="error",
-            timeout_graceful_shutdown=_SHUTDOWN_S,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="btq-dashboard", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise OSError(f"the dashboard could not listen on {settings.dashboard_host}:{settings.dashboard_port}")
-        time.sleep(0.05)  # poll interval of a bounded wait
-    try:
-        yield f"http://{settings.dashboard_host}:{settings.dashboard_port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def serve(settings: DashboardSettings, **uvicorn_options: Any) -> None:
-    """Run the dashboard with uvicorn until interrupted."""
-    import uvicorn
-
-    uvicorn.run(
-        create_app(settings),
-        host=settings.dashboard_host,
-        port=settings.dashboard_port,
-        log_level=uvicorn_options.pop("log_level", "warning"),
-        timeout_graceful_shutdown=_SHUTDOWN_S,
-        **uvicorn_options,
-    )

@@ -1,19 +1,17 @@
 """A real dashboard (uvicorn on a free loopback port) in a thread, for the API and browser tests."""
 
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 
-from producer.dashboard.app import create_app
+from producer.dashboard.server import serving_in_thread
 from producer.dashboard.settings import DashboardSettings
-from tests.conftest import Fleet, wait_until
+from tests.conftest import Fleet
 
 
 @dataclass
@@ -42,17 +40,5 @@ def dashboard(fleet: Fleet, token: str | None = None) -> Iterator[Served]:
         dashboard_token=SecretStr(token) if token else None,
         dashboard_heartbeat_s=2,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, 20, "dashboard started")
-        yield Served(url=f"http://127.0.0.1:{port}", settings=settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        assert not thread.is_alive(), "dashboard did not stop"
+    with serving_in_thread(settings) as url:
+        yield Served(url=url, settings=settings)
