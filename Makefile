@@ -3,15 +3,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-local lint format mypy test test-slow bench demo demo-simulated all
+.PHONY: install install-local lint format mypy test test-slow bench demo demo-simulated dashboard all
 
 # Idempotent: a stamp file skips pip when pyproject.toml has not changed since the last install.
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	scripts/pip-progress.sh $(PY) --upgrade pip
+	scripts/pip-progress.sh $(PY) -e '.[dev]'
 	touch $@
 
 # The real local model (llama.cpp + CPU fine-tuning): torch CPU, llama-cpp-python (built once, ~7 min),
@@ -28,12 +28,15 @@ format:
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The tests start their own throwaway redis-server (BTQ_TEST_REDIS points them elsewhere): only the
+# program is needed. The browser tests need headless Chromium.
 test: install install-local
-	scripts/ensure-redis.sh
+	BTQ_REDIS_INSTALL_ONLY=1 scripts/ensure-redis.sh
+	scripts/install-browser.sh
 	$(VENV)/bin/pytest -q
 
 test-slow: install install-local
-	scripts/ensure-redis.sh
+	BTQ_REDIS_INSTALL_ONLY=1 scripts/ensure-redis.sh
 	$(VENV)/bin/pytest -q -m slow
 
 bench:
@@ -41,6 +44,9 @@ bench:
 
 demo: install-local
 	$(VENV)/bin/btq demo
+
+dashboard: install
+	$(VENV)/bin/btq dashboard
 
 demo-simulated: install
 	$(VENV)/bin/btq demo --model simulated

@@ -7,10 +7,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from producer.client import JobClient
+from producer.liveness import live_workers
 from producer.render import result_table, show_live
 from producer.settings import ProducerSettings
 from producer.worker_command import worker_argv
-from schemas.exceptions import BtqError, JobValidationError
+from schemas.exceptions import BtqError, FleetUnavailableError, JobNotFoundError, JobValidationError
 from schemas.export import EXPORTED, json_schema_text
 
 
@@ -26,6 +27,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         loglevel=args.loglevel,
         pool=args.pool,
         name=args.name,
+        events=args.events,
     )
     os.execv(sys.executable, argv)
     return 0  # not reached
@@ -35,6 +37,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     """Submit a job file (JSON); with --wait, watch it and print the result."""
     text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
     client = _client()
+    if args.wait:
+        require_live_worker(client)
     job_id = client.submit(text)
     if not args.wait:
         print(job_id)
@@ -44,7 +48,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """Follow a job's events live (replaying what already happened) until it ends."""
-    return _watch(_client(), args.job_id, args.timeout, as_json=args.json)
+    client = _client()
+    if not client.status(args.job_id).state.is_final:  # an unknown id raises JobNotFoundError here
+        require_live_worker(client)
+    return _watch(client, args.job_id, args.timeout, as_json=args.json)
+
+
+def require_live_worker(client: JobClient) -> None:
+    """Raise FleetUnavailableError unless a live worker consumes the client's queue (bounded, ~1.5 s)."""
+    if not live_workers(client.celery, client.settings.queue):
+        raise FleetUnavailableError(
+            f"no live worker consumes queue {client.settings.queue!r} at {client.settings.redis_url}: "
+            "start one with `btq worker`"
+        )
 
 
 def _watch(client: JobClient, job_id: str, timeout_s: float, *, as_json: bool) -> int:
@@ -122,6 +138,29 @@ def cmd_workers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """List jobs newest first (`--state` filters; `--json` for JSON)."""
+    from producer.jobs_table import print_jobs
+
+    return print_jobs(_client().redis, state=args.state, limit=args.limit, as_json=args.json)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the web dashboard (jobs, live job timelines, workers) until interrupted."""
+    from producer.dashboard.server import serve
+    from producer.dashboard.settings import DashboardSettings
+
+    settings = DashboardSettings()
+    update = {k: v for k, v in {"dashboard_host": args.host, "dashboard_port": args.port}.items() if v is not None}
+    settings = settings.model_copy(update=update)
+    if settings.dashboard_host not in {"127.0.0.1", "localhost", "::1"} and settings.dashboard_token is None:
+        print("refusing to listen beyond loopback without BTQ_DASHBOARD_TOKEN", file=sys.stderr)
+        return 2
+    print(f"dashboard on http://{settings.dashboard_host}:{settings.dashboard_port}/", flush=True)
+    serve(settings)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the wire models (job, event, result, status)."""
     print(json_schema_text(args.name))
@@ -132,7 +171,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the embedded demo job end to end (starts Redis and a worker when needed)."""
     from producer.demo import run_demo
 
-    return run_demo(timeout_s=args.timeout, strategy=args.strategy, model=args.model)
+    port = None if args.no_dashboard else args.dashboard_port
+    return run_demo(timeout_s=args.timeout, strategy=args.strategy, model=args.model, dashboard_port=port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--loglevel", "-l", default="info")
     w.add_argument("--pool", default="prefork")
     w.add_argument("--name", "-n", default=None)
+    w.add_argument(
+        "--events", "-E", action="store_true", help="send Celery task events (for Flower); or BTQ_WORKER_SEND_EVENTS"
+    )
     s = add("submit", cmd_submit)
     s.add_argument("file", help="job JSON file, or - for standard input")
     s.add_argument("--wait", action="store_true")
@@ -174,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     add("intake", cmd_intake)
     add("workers", cmd_workers).add_argument("--json", action="store_true")
+    j = add("jobs", cmd_jobs)
+    j.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    j.add_argument("--limit", type=int, default=50)
+    j.add_argument("--json", action="store_true")
+    db = add("dashboard", cmd_dashboard)
+    db.add_argument("--host", default=None, help="bind address (default BTQ_DASHBOARD_HOST, 127.0.0.1)")
+    db.add_argument("--port", type=int, default=None, help="port (default BTQ_DASHBOARD_PORT, 8750)")
     sc = add("schema", cmd_schema)
     sc.add_argument("name", nargs="?", choices=sorted(EXPORTED))
     d = add("demo", cmd_demo)
@@ -185,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local: SmolLM2-135M on llama.cpp, fine-tuned on CPU; simulated: the deterministic LM",
     )
+    d.add_argument("--dashboard-port", type=int, default=8750, help="serve the dashboard here during the demo (0: any)")
+    d.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard during the demo")
     return parser
 
 
@@ -196,6 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobValidationError as exc:
         print(f"invalid job: {exc}", file=sys.stderr)
         return 2
+    except JobNotFoundError as exc:
+        print(f"unknown job id: {exc}", file=sys.stderr)
+        return 3
+    except FleetUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
     except BtqError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

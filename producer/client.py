@@ -238,8 +238,20 @@ class JobClient:
         while time.monotonic() < deadline:
             popped = self.redis.blpop([key], timeout=max(0.1, min(1.0, deadline - time.monotonic())))
             if popped is not None:
-                return decode(EvaluationReport, popped[1])
+                report = decode(EvaluationReport, popped[1])
+                self._keep_held_out(report)
+                return report
         raise JobTimeoutError(f"no worker evaluated job {job_id} within {timeout_s}s")
+
+    def _keep_held_out(self, report: EvaluationReport) -> None:
+        # Kept with the job (same expiry as its status) so the dashboard can chart test scores too.
+        key = keys.held_out_key(report.job_id)
+        ttl: int = self.redis.ttl(keys.job_key(report.job_id, "status"))
+        pipe = self.redis.pipeline()
+        pipe.hset(key, f"{report.dataset}/{report.split}", report.model_dump_json())
+        if ttl > 0:
+            pipe.expire(key, ttl)
+        pipe.execute()
 
     def cancel(self, job_id: str) -> bool:
         """Ask the job to stop; running steps stop at the next check. False if it already ended."""

@@ -15,7 +15,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -26,6 +27,7 @@ from producer.render import result_table, show_live
 from producer.settings import ProducerSettings
 from producer.worker_command import worker_argv
 from schemas.exceptions import FleetUnavailableError, JobTimeoutError
+from schemas.result import EvaluationReport
 
 
 def _answers(url: str) -> bool:
@@ -66,8 +68,11 @@ def redis_available(url: str) -> Iterator[str]:
 
 
 @contextmanager
-def worker_process(url: str, imports: list[str]) -> Iterator[None]:
-    """Run one worker process against `url`, importing registry modules `imports`, during the block."""
+def worker_process(url: str, imports: list[str]) -> Iterator[Path]:
+    """Run one worker process against `url`, importing registry modules `imports`, during the block.
+
+    Yields the path of the worker's log: the caller deletes it after a good run and keeps it otherwise.
+    """
     env = {**os.environ, "BTQ_REDIS_URL": url}
     if imports:
         env["BTQ_IMPORTS"] = json.dumps(imports)
@@ -81,13 +86,14 @@ def worker_process(url: str, imports: list[str]) -> Iterator[None]:
     )
     print(f"started a worker (pid {proc.pid}, log {log.name})")
     try:
-        yield
+        yield Path(log.name)
     finally:
         proc.terminate()
         with suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=20)
         if proc.poll() is None:
             proc.kill()
+        log.close()
 
 
 def _wait_for(predicate: Any, timeout_s: float, message: str) -> None:
@@ -106,7 +112,56 @@ def local_extra_missing() -> str | None:
     return None
 
 
-def run_demo(timeout_s: float, strategy: str, model: str) -> int:
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextmanager
+def dashboard_for(url: str, port: int | None) -> Iterator[str | None]:
+    """Serve the dashboard on loopback during the demo; yield its address (None when off or failing).
+
+    A taken port (another dashboard, say) falls back to a free one rather than failing the demo.
+    """
+    if port is None:
+        yield None
+        return
+    from producer.dashboard.server import serving_in_thread
+    from producer.dashboard.settings import DashboardSettings
+
+    chosen = port if port and _port_free(port) else _free_port()
+    settings = DashboardSettings(redis_url=url, dashboard_host="127.0.0.1", dashboard_port=chosen)
+    with ExitStack() as stack:
+        address: str | None = None
+        try:
+            address = stack.enter_context(serving_in_thread(settings))
+        except OSError as exc:
+            print(f"dashboard not started: {exc}", file=sys.stderr)
+        yield address
+
+
+def score_held_out(client: JobClient, job_id: str, held_out: tuple[str, str], timeout_s: float) -> EvaluationReport:
+    """Score the candidates on the held-out split, showing that it runs (it can take minutes)."""
+    dataset, split = held_out
+    what = f"scoring every candidate on held-out {dataset}/{split} (on a worker)"
+    began = time.monotonic()
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        with Console().status(what + "…"):
+            report = client.evaluate(job_id, dataset, split, timeout_s=timeout_s)
+    else:
+        print(what + "…", flush=True)
+        report = client.evaluate(job_id, dataset, split, timeout_s=timeout_s)
+    print(f"held-out scores in {time.monotonic() - began:.1f}s", flush=True)
+    return report
+
+
+def run_demo(timeout_s: float, strategy: str, model: str, dashboard_port: int | None = 8750) -> int:
     """Run the demo job and print its live progress and final table; return the exit code."""
     demo = DEMOS[model]
     if model == "local" and (missing := local_extra_missing()):
@@ -120,7 +175,7 @@ def run_demo(timeout_s: float, strategy: str, model: str) -> int:
     with redis_available(settings.redis_url) as url:
         client = JobClient(settings.model_copy(update={"redis_url": url}))
         started = time.time()
-        with worker_process(url, demo.imports):
+        with worker_process(url, demo.imports) as worker_log:
 
             def fresh_manifest() -> bool:
                 with suppress(FleetUnavailableError):
@@ -128,14 +183,21 @@ def run_demo(timeout_s: float, strategy: str, model: str) -> int:
                 return False
 
             _wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
-            job_id = client.submit({**demo.spec, "strategy": strategy})
-            show_live(client.follow(job_id, timeout_s))
-            result = client.result(job_id)
-            dataset, split = demo.held_out
-            held_out = client.evaluate(job_id, dataset, split, timeout_s=timeout_s) if result else None
+            with dashboard_for(url, dashboard_port) as address:
+                job_id = client.submit({**demo.spec, "strategy": strategy})
+                if address:
+                    print(f"watch it in a browser: {address}/jobs/{job_id}", flush=True)
+                show_live(client.follow(job_id, timeout_s))
+                result = client.result(job_id)
+                held_out = score_held_out(client, job_id, demo.held_out, timeout_s) if result else None
+    succeeded = result is not None and result.state.value == "succeeded"
+    if succeeded:
+        worker_log.unlink(missing_ok=True)  # a good run leaves nothing behind in the temp dir
+    else:
+        print(f"worker log kept: {worker_log}", file=sys.stderr)
     if result is None:
         return 1
     print()
     result_table(result, held_out=held_out)
     print(f"\nwall time {time.time() - started:.1f}s")
-    return 0 if result.state.value == "succeeded" else 1
+    return 0 if succeeded else 1

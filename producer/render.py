@@ -1,8 +1,11 @@
-"""Human-readable output: live progress lines and the candidate table."""
+"""Human-readable output: live progress (bars on a terminal, lines otherwise) and the candidate table."""
 
+import shutil
 import sys
 from collections.abc import Iterable
 from typing import TextIO
+
+from pydantic import JsonValue
 
 from schemas.events import EventType, JobEvent
 from schemas.result import EvaluationReport, JobResult
@@ -50,7 +53,7 @@ def _submitted(event: JobEvent) -> str:
 
 
 def _progress(event: JobEvent) -> str:
-    return f"    {_label(event)}: " + ", ".join(f"{k}={v}" for k, v in event.detail.items())
+    return f"    {_label(event)}: {_shown(event.detail)}"
 
 
 _LINES = {
@@ -73,42 +76,80 @@ def event_line(event: JobEvent) -> str:
 
 
 def show_live(events: Iterable[JobEvent], out: TextIO = sys.stdout) -> None:
-    """Print events as they arrive; on a terminal, progress reports overwrite one line."""
-    overwrite = out.isatty()
-    pending = False  # a progress line is on screen without its newline
+    """Show events as they arrive: progress bars on a terminal, short lines on a pipe or file."""
+    if out.isatty():
+        from producer.live_bars import show_bars
+
+        show_bars(events, out)
+        return
+    throttle = ProgressThrottle()
     for event in events:
-        line = event_line(event)
-        if overwrite and event.type is EventType.STEP_PROGRESS:
-            out.write("\r\033[K" + line)
-            pending = True
-        else:
-            out.write(("\n" if pending else "") + line + "\n")
-            pending = False
+        if event.type is EventType.STEP_PROGRESS and not throttle.keep(event):
+            continue
+        out.write(event_line(event) + "\n")
         out.flush()
-    if pending:
-        out.write("\n")
+
+
+class ProgressThrottle:
+    """Keeps a pipe's log short: a counted progress (fine-tune steps, shards) prints at each tenth only.
+
+    Reports without a count (a phase change, say) always print; identical reports print once.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[int | None, str], object] = {}
+
+    def keep(self, event: JobEvent) -> bool:
+        """Return True when this progress event deserves its own line."""
+        detail = event.detail
+        done, total = (
+            detail.get("shards_done", detail.get("step")),
+            detail.get("shards_total", detail.get("total_steps")),
+        )
+        kind = "shards" if "shards_total" in detail else "steps" if "total_steps" in detail else "other"
+        key = (event.step_index, kind)
+        if isinstance(done, int) and isinstance(total, int) and total > 0:
+            tenth = (10 * done) // total
+            if self.last.get(key) == tenth and done != total:
+                return False
+            self.last[key] = tenth
+            return True
+        shown = _shown(detail)
+        if self.last.get(key) == shown:
+            return False
+        self.last[key] = shown
+        return True
+
+
+def _shown(detail: dict[str, JsonValue]) -> str:
+    # The model name of a fine-tune is a long content hash: the step's strategy already says which.
+    return ", ".join(f"{k}={v}" for k, v in detail.items() if k != "model")
 
 
 def result_table(result: JobResult, out: TextIO = sys.stdout, held_out: EvaluationReport | None = None) -> None:
     """Print the ranked candidates, best marked, as BetterTogether's candidate_programs.
 
-    With `held_out`, a column shows each candidate's score on that dataset split too.
+    With `held_out`, a column shows each candidate's score on that dataset split too. On a terminal,
+    lines are cut to its width (`btq result --json` has everything).
     """
-    print(f"job {result.job_id}: {result.state.value}, strategy '{result.strategy}', seed {result.seed}", file=out)
+    width = shutil.get_terminal_size().columns if out.isatty() else None
+
+    def emit(line: str) -> None:
+        print(line if width is None or len(line) <= width else line[: width - 1] + "…", file=out)
+
+    emit(f"job {result.job_id}: {result.state.value}")
+    emit(f"strategy '{result.strategy}', seed {result.seed}")
     if result.flag_compilation_error_occurred and result.error:
-        print(f"flag_compilation_error_occurred: {result.error.type}: {result.error.message}", file=out)
+        emit(f"flag_compilation_error_occurred: {result.error.type}: {result.error.message}")
     extra = f" {held_out.split:>7}" if held_out else ""
-    print(f"{'rank':>4}  {'strategy':<28} {'val':>7}{extra}  step", file=out)
+    emit(f"{'rank':>4}  {'strategy':<28} {'val':>7}{extra}  step")
     for rank, cand in enumerate(result.candidates, 1):
         mark = "*" if result.best and cand.step_index == result.best.step_index else " "
         column = ""
         if held_out:
             test = held_out.scores.get(str(cand.step_index))
             column = f" {'-' if test is None else f'{test:.2f}':>7}"
-        print(
-            f"{rank:>4}{mark} {cand.strategy or '(baseline)':<28} {_score(cand.score):>7}{column}  {cand.step_index}",
-            file=out,
-        )
+        emit(f"{rank:>4}{mark} {cand.strategy or '(baseline)':<28} {_score(cand.score):>7}{column}  {cand.step_index}")
 
 
 def _score(score: float | None) -> str:

@@ -14,6 +14,7 @@ def worker_argv(
     loglevel: str = "info",
     pool: str = "prefork",
     name: str | None = None,
+    events: bool = False,
 ) -> list[str]:
     """Return the argv of a Celery worker for the btq tasks (settings come from BTQ_ env variables)."""
     argv = [
@@ -37,4 +38,6 @@ def worker_argv(
         argv += ["-Q", f"{queue},{queue}.eval"]  # steps, and evaluation shards (schemas.keys.eval_queue)
     if name:
         argv += ["-n", name]
+    if events:
+        argv += ["--task-events"]  # Celery task events, what Flower and `celery events` read
     return argv

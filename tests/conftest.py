@@ -1,10 +1,14 @@
 """Shared fixtures: a real Redis on dedicated databases and real Celery worker processes.
 
-Redis absent: the integration tests are skipped locally and fail in CI (CI=true).
+The tests start their own memory-only redis-server on a free loopback port (stopped at the end, so
+no keys and no logs remain) unless BTQ_TEST_REDIS points at one. Without redis-server and without
+BTQ_TEST_REDIS, the integration tests are skipped locally and fail in CI (CI=true).
 """
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +32,44 @@ STUB_API_KEY = "sk-from-worker-settings"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+_THROWAWAY: list[subprocess.Popen[bytes]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the session's throwaway Redis before collection (bench modules read its URL at import)."""
+    if "BTQ_TEST_REDIS" in os.environ or shutil.which("redis-server") is None:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*argv, "--logfile", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _THROWAWAY.append(proc)
+    url = f"redis://127.0.0.1:{port}"
+    wait_until(lambda: _answers(url), 10, f"throwaway redis-server on port {port}")
+    # redis_url() and the bench read these; both now point at the throwaway server.
+    os.environ["BTQ_TEST_REDIS"] = url
+    os.environ.setdefault("BTQ_BENCH_REDIS", url)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the throwaway Redis: its data lived only in its memory."""
+    for proc in _THROWAWAY:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
 def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05) -> object:
     """Poll `predicate` until it returns something truthy; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
@@ -42,7 +84,7 @@ def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, int
 
 def redis_url(db: int) -> str:
     """URL of test database `db`; skips (locally) or fails (CI) when Redis does not answer."""
-    url = f"{REDIS_HOST}/{db}"
+    url = f"{os.environ.get('BTQ_TEST_REDIS', REDIS_HOST)}/{db}"
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:

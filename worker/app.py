@@ -46,7 +46,8 @@ def create_app(settings: WorkerSettings) -> Celery:
         },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        # Off unless asked (`btq worker --events` or BTQ_WORKER_SEND_EVENTS): Flower reads them.
+        worker_send_task_events=settings.worker_send_events,
     )
     runtime = WorkerRuntime(settings)
     _register_tasks(app, runtime)

@@ -4,6 +4,7 @@ real local model, the README's main job, in the opt-in slow test)."""
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -13,7 +14,12 @@ pytestmark = pytest.mark.integration
 
 
 def run_demo(model: str, timeout_s: int) -> str:
-    env = {**os.environ, "BTQ_REDIS_URL": redis_url(4), "BTQ_QUEUE": f"btq-demo-{model}"}
+    with tempfile.TemporaryDirectory(prefix="btq-test-demo-") as artifacts:
+        return _run_demo(model, timeout_s, artifacts)
+
+
+def _run_demo(model: str, timeout_s: int, artifacts: str) -> str:
+    env = {**os.environ, "BTQ_REDIS_URL": redis_url(4), "BTQ_QUEUE": f"btq-demo-{model}", "BTQ_ARTIFACT_DIR": artifacts}
     run = subprocess.run(
         [sys.executable, "-m", "producer.cli", "demo", "--model", model, "--timeout", str(timeout_s)],
         cwd=ROOT,

@@ -1,27 +1,27 @@
-"""Live output: one line per lifecycle event; progress overwrites one line on a terminal only."""
+"""Live output: short lines on a pipe (counted progress thinned out), bars no wider than the terminal."""
 
 import io
+import json
+import sys
 import time
 
 from producer.render import event_line, show_live
+from schemas.errors import ErrorRecord
 from schemas.events import EventType, JobEvent
+from tests.conftest import ROOT
+from tests.pty_terminal import run_in_pty, visible_lines
 
 
-def event(kind: EventType, index: int | None = None, **detail: object) -> JobEvent:
+def event(kind: EventType, index: int | None = None, strategy: str | None = None, **detail: object) -> JobEvent:
     return JobEvent(
         type=kind,
         job_id="j",
         at=time.time(),
         steps_total=2,
         step_index=index,
-        strategy="p" if index else "",
+        strategy=strategy if strategy is not None else ("p" if index else ""),
         detail=dict(detail),
     )
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
 
 
 EVENTS = [
@@ -31,17 +31,73 @@ EVENTS = [
     event(EventType.STEP_SUCCEEDED, 1),
 ]
 
+LONG = "p -> w -> p -> w -> p -> w -> p -> w -> p -> w -> p"
 
-def test_pipe_gets_every_event_on_its_own_line() -> None:
+
+def finetune(index: int, step: int, total: int = 30) -> JobEvent:
+    return event(
+        EventType.STEP_PROGRESS,
+        index,
+        LONG,
+        phase="finetune",
+        event="step",
+        step=step,
+        total_steps=total,
+        loss=2.0 / step,
+        elapsed_s=step * 0.5,
+        model="llamacpp/smollm2-135m-instruct:ft-" + "0123456789abcdef" * 6,
+    )
+
+
+def job_events() -> list[JobEvent]:
+    failed = event(EventType.STEP_FAILED, 2, LONG)
+    failed = failed.model_copy(
+        update={"error": ErrorRecord(type="RuntimeError", message="x" * 300), "worker": "w" * 90}
+    )
+    return [
+        event(EventType.JOB_SUBMITTED, strategy=LONG, seed=3),
+        event(EventType.STEP_STARTED, 1, LONG),
+        *[finetune(1, step) for step in range(1, 31)],
+        *[event(EventType.STEP_PROGRESS, 1, LONG, phase="evaluate", shards_done=n, shards_total=8) for n in range(9)],
+        event(EventType.STEP_SUCCEEDED, 1, LONG),
+        event(EventType.STEP_STARTED, 2, LONG),
+        failed,
+        event(EventType.JOB_FAILED, strategy=LONG),
+    ]
+
+
+def test_pipe_gets_every_lifecycle_event_and_uncounted_progress_on_its_own_line() -> None:
     out = io.StringIO()
     show_live(EVENTS, out)
     assert out.getvalue().splitlines() == [event_line(e) for e in EVENTS]
 
 
-def test_terminal_overwrites_progress_and_keeps_lifecycle_lines() -> None:
-    out = Terminal()
-    show_live(EVENTS, out)
-    lines = out.getvalue().split("\n")
-    assert lines[0] == event_line(EVENTS[0])
-    assert lines[1].count("\r\033[K") == 2 and lines[1].endswith("step=2")
-    assert lines[2] == event_line(EVENTS[3])
+def test_pipe_thins_counted_progress_to_tenths_and_drops_the_model_hash() -> None:
+    out = io.StringIO()
+    show_live(job_events(), out)
+    lines = out.getvalue().splitlines()
+    finetune_lines = [line for line in lines if "phase=finetune" in line]
+    assert 10 <= len(finetune_lines) <= 11  # 30 reports -> one per tenth
+    assert "step=30" in finetune_lines[-1]
+    assert not any("ft-0123" in line for line in lines)
+    shard_lines = [line for line in lines if "shards_total=8" in line]
+    assert len(shard_lines) == 9 and "shards_done=8" in shard_lines[-1]
+
+
+def test_terminal_bars_never_exceed_80_columns_and_show_loss_eta_and_shards() -> None:
+    payload = json.dumps([e.model_dump(mode="json") for e in job_events()])
+    script = (
+        "import json, sys\n"
+        "from producer.render import show_live\n"
+        "from schemas.events import JobEvent\n"
+        "show_live(JobEvent.model_validate(e) for e in json.loads(sys.argv[1]))\n"
+    )
+    raw = run_in_pty([sys.executable, "-c", script, payload], columns=80, env={"PYTHONPATH": str(ROOT)}, timeout_s=60)
+    lines = visible_lines(raw)
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    final = "\n".join(lines)
+    assert "━" in raw  # real bars were drawn
+    assert "└ fine-tune" in final and "30/30" in final and "loss 0.067" in final
+    assert "└ evaluate" in final and "8/8" in final
+    assert "FAILED" in final and "job" in final
+    assert "RuntimeError:" in final and sum(line == "x" * 80 for line in lines) >= 2  # the whole error, wrapped

@@ -1,0 +1,90 @@
+"""The jobs list, read in pipelined batches; what never changes (strategy, best score) is remembered.
+
+A job's spec and result are written once, so a dashboard refreshing its list on every event only
+needs each job's status hash again: one round trip per batch of jobs, not three per job.
+"""
+
+import json
+from collections import OrderedDict
+from typing import Any, cast
+
+import redis
+
+from schemas import keys
+from schemas.codec import decode
+from schemas.result import JobResult, JobState
+
+Json = dict[str, Any]
+
+_BATCH = 200
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class JobList:
+    """Reads jobs newest first; remembers up to `remember` jobs' strategy and best score."""
+
+    def __init__(self, r: redis.Redis, remember: int = 20_000) -> None:
+        self.r = r
+        self.remember = remember
+        self._strategy: OrderedDict[str, str | None] = OrderedDict()
+        self._best: OrderedDict[str, float | None] = OrderedDict()
+
+    def rows(self, state: str | None = None, limit: int = 200) -> list[Json]:
+        """Return up to `limit` jobs newest first, only those in `state` when given."""
+        if state is not None and state not in {s.value for s in JobState}:
+            raise ValueError(f"state: {state!r} is not one of {', '.join(s.value for s in JobState)}")
+        rows: list[Json] = []
+        start = 0
+        while len(rows) < limit:
+            ids = [_text(i) for i in cast(list[bytes], self.r.zrevrange(keys.JOBS_INDEX, start, start + _BATCH - 1))]
+            if not ids:
+                break
+            start += len(ids)
+            rows += self._batch(ids, state)
+        return rows[:limit]
+
+    def _batch(self, ids: list[str], state: str | None) -> list[Json]:
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(keys.job_key(job_id, "status"))
+        statuses = [{_text(k): _text(v) for k, v in raw.items()} for raw in pipe.execute()]
+        # The index outlives expired jobs (their keys have a TTL, the index entry does not): skip those.
+        kept = [(j, s) for j, s in zip(ids, statuses, strict=True) if s and (state is None or s.get("state") == state)]
+        self._fill([j for j, s in kept if j not in self._best or j not in self._strategy], final={j for j, _ in kept})
+        return [self._row(job_id, status) for job_id, status in kept]
+
+    def _fill(self, missing: list[str], final: set[str]) -> None:
+        if not missing:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in missing:
+            pipe.get(keys.job_key(job_id, "spec"))
+            pipe.get(keys.job_key(job_id, "result"))
+        values = pipe.execute()
+        for i, job_id in enumerate(missing):
+            spec, result = values[2 * i], values[2 * i + 1]
+            self._keep(self._strategy, job_id, json.loads(spec).get("strategy") if spec else None)
+            if result is not None:  # only a stored result is final: a running job's best is not yet known
+                parsed = decode(JobResult, result)
+                self._keep(self._best, job_id, parsed.best.score if parsed.best else None)
+
+    def _keep(self, cache: "OrderedDict[str, Any]", job_id: str, value: Any) -> None:
+        cache[job_id] = value
+        cache.move_to_end(job_id)
+        while len(cache) > self.remember:
+            cache.popitem(last=False)
+
+    def _row(self, job_id: str, status: dict[str, str]) -> Json:
+        return {
+            "job_id": job_id,
+            "state": status.get("state", "unknown"),
+            "strategy": self._strategy.get(job_id),
+            "steps_done": int(status.get("steps_done", 0)),
+            "steps_total": int(status.get("steps_total", 0)),
+            "best_score": self._best.get(job_id),
+            "submitted_at": float(status.get("submitted_at", 0)),
+            "updated_at": float(status.get("updated_at", 0)),
+        }
