@@ -69,6 +69,12 @@ class JobClient:
     def validate(self, data: JobSpec | dict[str, Any] | str | bytes) -> JobSpec:
         """Return the parsed spec with a concrete seed, or raise JobValidationError; writes nothing."""
         spec = data if isinstance(data, JobSpec) else parse_spec(data)
+        steps = len(spec.steps())
+        if steps > self.settings.max_strategy_steps:
+            raise JobValidationError(
+                "strategy",
+                f"{steps} steps exceed the limit of {self.settings.max_strategy_steps} (BTQ_MAX_STRATEGY_STEPS)",
+            )
         size = len(spec.model_dump_json())
         if size > self.settings.max_spec_bytes:
             raise JobValidationError("", f"job is {size} bytes; the limit is {self.settings.max_spec_bytes}")
@@ -120,7 +126,9 @@ class JobClient:
             for i in range(steps + 1)
         ]
         final = self.celery.signature(keys.TASK_FINALIZE, args=(job_id,), immutable=True, queue=queue)
-        chain(*step_sigs, final).apply_async()
+        # A keyword argument makes `chain` take the list as it is; without one it folds the tasks with `|`,
+        # which clones the growing chain at every step: quadratic in the strategy's length.
+        chain(*step_sigs, final, app=self.celery).apply_async()
 
     def _forget(self, job_id: str, steps: int) -> None:
         pipe = self.redis.pipeline()

@@ -1,5 +1,6 @@
 """Producer settings: built at the entry point (CLI or service) and passed in, env prefix `BTQ_`."""
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,3 +13,4 @@ class ProducerSettings(BaseSettings):
     queue: str = "btq"
     max_spec_bytes: int = 32 * 1024 * 1024
     max_examples: int = 200_000
+    max_strategy_steps: int = Field(default=64, ge=1, description="Longest strategy a job may have, in steps")

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
+from schemas.payload import payload_error
+from schemas.secrets import credential_paths
 from schemas.version import VersionedModel, WireModel
 
 STRATEGY_SEPARATOR = " -> "
@@ -44,9 +46,8 @@ class LiteLLMSpec(WireModel):
     @field_validator("kwargs")
     @classmethod
     def _no_secrets(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        refused = sorted(SECRET_LM_KEYS.intersection(value))
-        if refused:
-            raise ValueError(f"{refused} may not be sent in a job; workers take them from their settings")
+        for path, reason in credential_paths(value):
+            raise ValueError(f"{path}: {reason}")
         return value
 
 
@@ -90,6 +91,14 @@ class JobSpec(VersionedModel):
     valset_ratio: float = 0.1
     shuffle_trainset_between_steps: bool = True
     optimizer_compile_args: dict[str, dict[str, JsonValue]] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _payload_is_safe(cls, data: Any) -> Any:
+        error = payload_error(data)
+        if error is not None:
+            raise ValueError(error)
+        return data
 
     @field_validator("trainset")
     @classmethod
