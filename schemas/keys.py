@@ -19,6 +19,10 @@ MANIFEST = f"{PREFIX}:manifest"
 JOBS_INDEX = f"{PREFIX}:jobs"
 """Sorted set of job ids scored by submission time."""
 
+DEAD_LETTERS = f"{PREFIX}:dead-letters"
+"""List of queue messages no worker could read (newest first, capped by `dead_letter_maxlen`): JSON
+entries with `at`, `queue`, `reason` and the message's raw bytes in base64 (`raw_b64`)."""
+
 
 def job_key(job_id: str, part: str) -> str:
     """Return the key of one part (spec, status, result, events, cancel...) of a job."""

@@ -10,11 +10,13 @@ from schemas import keys
 from worker.events import worker_name
 from worker.runtime import WorkerRuntime
 from worker.settings import WorkerSettings
+from worker.transport import broker_url
 
 
 def create_app(settings: WorkerSettings) -> Celery:
     """Return a Celery app whose tasks run BetterTogether steps for jobs in `settings.redis_url`."""
-    app = Celery("btq", broker=settings.redis_url, set_as_current=False)
+    # Our transport and consumer move unreadable messages to a dead-letter list instead of dying on them.
+    app = Celery("btq", broker=broker_url(settings.redis_url), set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -34,7 +36,10 @@ def create_app(settings: WorkerSettings) -> Celery:
             # so a dead worker's step comes back visibility_timeout_s + unacked_restore_interval_s later.
             "unacked_restore_interval": settings.unacked_restore_interval_s,
             "unacked_restore_throttle": 1,
+            "btq_dead_letter_url": settings.redis_url,
+            "btq_dead_letter_maxlen": settings.dead_letter_maxlen,
         },
+        worker_consumer="worker.consumer:PoisonProofConsumer",
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

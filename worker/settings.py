@@ -35,6 +35,9 @@ class WorkerSettings(BaseSettings):
     job_stream_maxlen: int = 10_000
     global_stream_maxlen: int = 100_000
     cancel_poll_interval_s: float = 0.5
+    dead_letter_maxlen: int = Field(
+        default=1000, ge=1, description="Unreadable queue messages kept in Redis (btq:dead-letters), newest first"
+    )
     lm_api_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="LiteLLM provider prefix (e.g. 'openai') -> API key"
     )
