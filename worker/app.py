@@ -8,6 +8,7 @@ from dspy.clients.base_lm import GLOBAL_HISTORY
 
 from schemas import keys
 from worker.events import worker_name
+from worker.redaction import install_log_redaction
 from worker.runtime import WorkerRuntime
 from worker.settings import WorkerSettings
 from worker.transport import broker_url
@@ -45,6 +46,7 @@ def create_app(settings: WorkerSettings) -> Celery:
         worker_send_task_events=False,
     )
     runtime = WorkerRuntime(settings)
+    install_log_redaction(runtime.redactor)  # before any pool process forks: children inherit it
     _register_tasks(app, runtime)
 
     @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]

@@ -8,6 +8,7 @@ import redis
 from schemas import keys
 from worker.artifacts import store_from_url
 from worker.events import EventEmitter, worker_name
+from worker.redaction import Redactor
 from worker.registry import Registry, WorkerResources, load_registry
 from worker.service import StepService
 from worker.settings import WorkerSettings
@@ -23,6 +24,7 @@ class WorkerRuntime:
         self._pid: int | None = None
         self._service: StepService | None = None
         self._registry: Registry | None = None
+        self.redactor = Redactor.from_settings(settings)
 
     @property
     def registry(self) -> Registry:
@@ -41,8 +43,10 @@ class WorkerRuntime:
                     secrets={k: v.get_secret_value() for k, v in self.settings.lm_api_keys.items()},
                 )
                 self._service = StepService(
-                    store=JobStore(client, self.settings.job_ttl_s),
-                    events=EventEmitter(client, self.settings.job_stream_maxlen, self.settings.global_stream_maxlen),
+                    store=JobStore(client, self.settings.job_ttl_s, self.redactor),
+                    events=EventEmitter(
+                        client, self.settings.job_stream_maxlen, self.settings.global_stream_maxlen, self.redactor
+                    ),
                     registry=self.registry,
                     resources=resources,
                     settings=self.settings,
