@@ -12,10 +12,12 @@ from typing import Any, cast
 
 import redis
 from celery import Celery, chain
+from kombu.entity import Exchange, Queue
 
 from producer.settings import ProducerSettings
 from producer.validation import parse_spec, validate_against
 from schemas import keys
+from schemas.broker import is_amqp, queue_arguments
 from schemas.codec import decode
 from schemas.events import EventType, JobEvent
 from schemas.exceptions import FleetUnavailableError, JobNotFoundError, JobTimeoutError, JobValidationError
@@ -29,7 +31,15 @@ Cursor = str
 
 def celery_client(settings: ProducerSettings) -> Celery:
     """Return a Celery app used only to send messages: JSON only, no task code."""
-    app = Celery("btq-producer", broker=settings.redis_url, set_as_current=False)
+    broker = settings.broker_url or settings.redis_url
+    app = Celery("btq-producer", broker=broker, set_as_current=False)
+    if is_amqp(broker):
+        # Declared exactly as workers declare it: RabbitMQ refuses a queue redeclared with other arguments.
+        exchange = Exchange(settings.queue, type="direct")  # type: ignore[no-untyped-call]
+        arguments = queue_arguments(settings.broker_consumer_timeout_s)
+        app.conf.task_queues = [
+            Queue(settings.queue, exchange, routing_key=settings.queue, queue_arguments=arguments)  # type: ignore[no-untyped-call]
+        ]
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

@@ -7,17 +7,19 @@ from celery.signals import task_postrun, worker_ready
 from dspy.clients.base_lm import GLOBAL_HISTORY
 
 from schemas import keys
+from worker.broker import broker_conf
 from worker.events import worker_name
 from worker.redaction import install_log_redaction
 from worker.runtime import WorkerRuntime
 from worker.settings import WorkerSettings
-from worker.transport import broker_url
 
 
 def create_app(settings: WorkerSettings) -> Celery:
-    """Return a Celery app whose tasks run BetterTogether steps for jobs in `settings.redis_url`."""
-    # Our transport and consumer move unreadable messages to a dead-letter list instead of dying on them.
-    app = Celery("btq", broker=broker_url(settings.redis_url), set_as_current=False)
+    """Return a Celery app whose tasks run BetterTogether steps for jobs in `settings.redis_url`.
+
+    Task messages come from `settings.broker_url` (Redis or RabbitMQ; the Redis URL when unset).
+    """
+    app = Celery("btq", set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -31,16 +33,9 @@ def create_app(settings: WorkerSettings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.step_soft_time_limit_s,
         task_time_limit=settings.step_time_limit_s,
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout_s,
-            # kombu sweeps every interval x throttle seconds (100 s by default); scan on every sweep
-            # so a dead worker's step comes back visibility_timeout_s + unacked_restore_interval_s later.
-            "unacked_restore_interval": settings.unacked_restore_interval_s,
-            "unacked_restore_throttle": 1,
-            "btq_dead_letter_url": settings.redis_url,
-            "btq_dead_letter_maxlen": settings.dead_letter_maxlen,
-        },
+        # Our consumer (and, on Redis, our transport) dead-letter unreadable messages instead of dying on them.
         worker_consumer="worker.consumer:PoisonProofConsumer",
+        **broker_conf(settings),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
