@@ -143,6 +143,15 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             self._maybe_update_queues_expire(client, queue)  # type: ignore[no-untyped-call]
             raise Empty()
 
+    def _deliver_fanout_message(self, message: Any, exchange: str) -> bool:
+        # Broadcast (pidbox, gossip) messages arrive decoded; kombu only guards against undecodable ones.
+        reason = envelope_error(message)
+        if reason:
+            self.dead_letters.put(json.dumps(message).encode(), reason, f"fanout:{exchange}")
+            raise Empty()
+        delivered: bool = super()._deliver_fanout_message(message, exchange)  # type: ignore[no-untyped-call]
+        return delivered
+
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]
     """kombu's Redis transport with the poison-proof channel."""

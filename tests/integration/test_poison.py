@@ -115,3 +115,22 @@ def test_dead_letter_list_is_bounded() -> None:
         entries = [json.loads(e) for e in client.redis.lrange(keys.DEAD_LETTERS, 0, -1)]
         assert [base64.b64decode(e["raw_b64"]) for e in entries] == [b"garbage 5", b"garbage 4", b"garbage 3"]
         assert fleet.procs["pb"].poll() is None
+
+
+def test_garbage_on_broadcast_channels_kills_no_worker(lone_worker: Fleet) -> None:
+    client = lone_worker.client()
+    db = lone_worker.url.rsplit("/", 1)[1]
+    client.redis.delete(keys.DEAD_LETTERS)
+    # The worker's remote-control (pidbox) and gossip subscriptions: Redis pub/sub patterns on this database.
+    receivers = 0
+    for channel in (f"/{db}.celery.pidbox", f"/{db}.celeryev/worker.poison"):
+        for raw in (b"[1, 2]", b"null", b'{"hello": "world"}', b"\xff not json"):
+            receivers += int(client.redis.publish(channel, raw))
+    assert receivers > 0, "the worker listens on broadcast channels"
+
+    result = client.wait(client.submit(spec("p", "given", True, 6)), timeout_s=120)
+
+    assert result.state.value == "succeeded"
+    assert lone_worker.procs["pa"].poll() is None
+    reasons = [json.loads(e)["reason"] for e in client.redis.lrange(keys.DEAD_LETTERS, 0, -1)]
+    assert any("not a message object" in r for r in reasons), reasons
