@@ -37,15 +37,20 @@ def _credentials(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
     if isinstance(compile_args, dict):
         for key, args in compile_args.items():
             if isinstance(args, dict):
-                rest = {k: v for k, v in args.items() if k not in EXAMPLE_ARGS}
+                rest = {k: v for k, v in args.items() if k not in EXAMPLE_ARGS and k != "teacher"}
                 yield from credential_paths(rest, f"optimizer_compile_args.{key}")
+                yield from _teachers(args.get("teacher"), f"optimizer_compile_args.{key}.teacher")
     yield from _program_lms(data.get("program"), "program")
-    teacher = data.get("teacher")
+    yield from _teachers(data.get("teacher"), "teacher")
+
+
+def _teachers(teacher: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Yield refused keys of one teacher reference or a list of them."""
     if isinstance(teacher, list):
         for i, ref in enumerate(teacher):
-            yield from _program_lms(ref, f"teacher.{i}")
+            yield from _program_lms(ref, f"{path}.{i}")
     else:
-        yield from _program_lms(teacher, "teacher")
+        yield from _program_lms(teacher, path)
 
 
 def _program_lms(ref: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -61,3 +61,14 @@ def test_overflowing_literal_is_refused() -> None:
     with pytest.raises(JobValidationError) as err:
         parse_spec(raw)
     assert err.value.field == "valset_ratio"
+
+
+def test_demo_fields_are_data_but_a_compile_arg_teachers_lm_is_checked() -> None:
+    job = spec("p", "given", True, 1)
+    demo_state = {"demos": [{"question": "q", "password": "data, not a credential"}], "lm": None}
+    job["optimizer_compile_args"] = {"p": {"teacher": {"name": "t.qa", "state": demo_state}}}
+    assert parse_spec(job).optimizer_compile_args is not None
+    job["optimizer_compile_args"]["p"]["teacher"]["state"]["lm"] = {"Api_Key": "sk"}
+    with pytest.raises(JobValidationError) as err:
+        parse_spec(job)
+    assert err.value.field == "optimizer_compile_args.p.teacher.state.lm.Api_Key"
