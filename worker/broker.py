@@ -4,6 +4,7 @@ The store, events and leases always live in `settings.redis_url`; only task mess
 `settings.broker_url` (the Redis URL when unset).
 """
 
+import logging
 from typing import Any
 
 from kombu.entity import Exchange, Queue
@@ -12,11 +13,20 @@ from schemas.broker import is_amqp, queue_arguments
 from worker.settings import WorkerSettings
 from worker.transport import broker_url as redis_transport_url
 
+logger = logging.getLogger("btq.broker")
+
 
 def broker_conf(settings: WorkerSettings) -> dict[str, Any]:
     """Return the Celery settings that choose and tune the broker."""
     url = settings.broker_url or settings.redis_url
     if is_amqp(url):
+        if settings.broker_consumer_timeout_s <= settings.step_time_limit_s:
+            logger.warning(
+                "broker_consumer_timeout_s (%s) does not exceed step_time_limit_s (%s): RabbitMQ may close the "
+                "channel of a long step, which is then delivered again",
+                settings.broker_consumer_timeout_s,
+                settings.step_time_limit_s,
+            )
         # RabbitMQ redelivers a dead worker's message when its connection closes: no visibility timeout.
         queue = Queue(  # type: ignore[no-untyped-call]
             settings.queue,
