@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from celery import signals
 from celery.worker.consumer import Consumer
 from kombu.message import Message
 
@@ -39,14 +40,13 @@ class PoisonProofConsumer(Consumer):  # type: ignore[misc]
         return on_task_received
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
-        """Keep an undecodable body in the dead-letter list, then let Celery log and ack it."""
-        self._keep(message, f"undecodable body ({type(exc).__name__}: {exc})")
-        super().on_decode_error(message, exc)
+        """Dead-letter an undecodable body (instead of Celery's log line and ack: logged once, by us)."""
+        self.dead_letter(message, f"undecodable body ({type(exc).__name__}: {exc})")
 
     def on_unknown_message(self, body: Any, message: Message) -> None:
-        """Keep a message that is not a task message, then let Celery log and reject it."""
-        self._keep(message, "not a task message")
-        super().on_unknown_message(body, message)
+        """Dead-letter a message that is not a task message (instead of Celery's warning and reject)."""
+        self.dead_letter(message, "not a task message")
+        signals.task_rejected.send(sender=self, message=message, exc=None)
 
     def dead_letter(self, message: Message, reason: str) -> None:
         """Keep `message` in the dead-letter list and take it off the queue for good."""

@@ -88,4 +88,5 @@ def test_garbage_on_rabbitmq_kills_no_worker(amqp_fleet: Fleet) -> None:
     # Every message is dead-lettered but the last: a registered task in a refused content type, which
     # Celery's own refusal path (as for pickle) logs and drops.
     assert client.redis.llen(keys.DEAD_LETTERS) == len(bodies) - 1
+    assert logs.count("dead-lettered an unreadable message") == len(bodies) - 1, "each is logged once"
     assert "Refusing to deserialize untrusted content of type application/octet-stream" in logs
