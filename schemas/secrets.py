@@ -47,6 +47,9 @@ ENDPOINT_NAMES = frozenset(
 )
 """Normalized key names that redirect requests or rewrite their body; refused anywhere in an LM spec."""
 
+CREDENTIAL_VALUE = re.compile(r"^\s*bearer\s+\S+\s*$", re.IGNORECASE)
+"""A string value that is an HTTP credential whatever key holds it (`"X-Custom": "Bearer sk-..."`)."""
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
 
@@ -81,3 +84,8 @@ def credential_paths(value: object, path: str = "") -> Iterator[tuple[str, str]]
                     stack.append((at, sub))
         elif isinstance(item, (list, tuple)):
             stack.extend((f"{where}.{i}" if where else str(i), v) for i, v in reversed(list(enumerate(item))))
+        elif isinstance(item, str) and CREDENTIAL_VALUE.match(item):
+            yield (
+                where,
+                "may not be sent in a job: the value is an HTTP credential; workers take credentials from their settings",
+            )

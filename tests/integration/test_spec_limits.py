@@ -37,6 +37,11 @@ SMUGGLED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "lm.kwargs.extra_headers.Authorization",
     ),
     ("api-key header", with_lm_kwargs(extra_headers={"api-key": "sk-smuggled"}), "lm.kwargs.extra_headers.api-key"),
+    (
+        "credential under a custom header",
+        with_lm_kwargs(extra_headers={"X-Custom": "Bearer sk-smuggled"}),
+        "lm.kwargs.extra_headers.X-Custom",
+    ),
     ("extra_body", with_lm_kwargs(extra_body={"api_key": "sk-smuggled"}), "lm.kwargs.extra_body"),
     ("EXTRA-BODY", with_lm_kwargs(**{"EXTRA-BODY": {}}), "lm.kwargs.EXTRA-BODY"),
     (
