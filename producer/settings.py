@@ -19,6 +19,6 @@ class ProducerSettings(BaseSettings):
         default=DEFAULT_CONSUMER_TIMEOUT_S, gt=0, description="RabbitMQ queue argument; the workers' value"
     )
     queue: str = "btq"
+    max_strategy_steps: int = Field(default=64, ge=1, description="Longest strategy a job may have, in steps")
     max_spec_bytes: int = 32 * 1024 * 1024
     max_examples: int = 200_000
-    max_strategy_steps: int = Field(default=64, ge=1, description="Longest strategy a job may have, in steps")

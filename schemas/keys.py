@@ -10,6 +10,10 @@ TASK_STEP = "btq.step"
 TASK_FINALIZE = "btq.finalize"
 TASK_EVALUATE = "btq.evaluate"
 
+DEAD_LETTERS = f"{PREFIX}:dead-letters"
+"""List of queue messages no worker could read (newest first, capped by `dead_letter_maxlen`): JSON
+entries with `at`, `queue`, `reason` and the message's raw bytes in base64 (`raw_b64`)."""
+
 GLOBAL_EVENTS = f"{PREFIX}:events"
 """Stream of every job's events, capped by the worker's `global_stream_maxlen` setting."""
 
@@ -18,10 +22,6 @@ MANIFEST = f"{PREFIX}:manifest"
 
 JOBS_INDEX = f"{PREFIX}:jobs"
 """Sorted set of job ids scored by submission time."""
-
-DEAD_LETTERS = f"{PREFIX}:dead-letters"
-"""List of queue messages no worker could read (newest first, capped by `dead_letter_maxlen`): JSON
-entries with `at`, `queue`, `reason` and the message's raw bytes in base64 (`raw_b64`)."""
 
 
 def job_key(job_id: str, part: str) -> str:
