@@ -134,3 +134,23 @@ def test_garbage_on_broadcast_channels_kills_no_worker(lone_worker: Fleet) -> No
     assert lone_worker.procs["pa"].poll() is None
     reasons = [json.loads(e)["reason"] for e in client.redis.lrange(keys.DEAD_LETTERS, 0, -1)]
     assert any("not a message object" in r for r in reasons), reasons
+
+
+def test_yaml_and_unregistered_tasks_are_still_refused_as_before(lone_worker: Fleet) -> None:
+    client = lone_worker.client()
+    client.redis.delete(keys.DEAD_LETTERS)
+    sender = Celery("attacker", broker=lone_worker.url, set_as_current=False)
+    sender.conf.update(task_serializer="yaml", accept_content=["yaml", "json"])
+    forged = "forged-yaml"
+    client.redis.set(keys.job_key(forged, "spec"), json.dumps(spec("p", "given", True, 1)))
+    sender.send_task(keys.TASK_STEP, args=(forged, 0), queue=lone_worker.queue, serializer="yaml")
+    sender.send_task("os.system", args=("true",), queue=lone_worker.queue, serializer="json")
+
+    result = client.wait(client.submit(spec("p", "given", True, 8)), timeout_s=120)
+
+    assert result.state.value == "succeeded"
+    assert client.redis.get(keys.step_key(forged, 0)) is None, "the YAML message ran nothing"
+    log = lone_worker.logs["pa"].read_text()
+    assert "Refusing to deserialize untrusted content of type yaml" in log
+    assert "Received unregistered task of type 'os.system'" in log
+    assert lone_worker.procs["pa"].poll() is None
