@@ -35,13 +35,6 @@ class DeadLetterBox:
             "reason": reason,
             "raw_b64": base64.b64encode(data).decode("ascii"),
         }
-        logger.error(
-            "dead-lettered an unreadable message on queue %r (%d bytes, %s): %r",
-            queue,
-            len(data),
-            reason,
-            data[:RAW_PREVIEW_BYTES],
-        )
         try:
             pipe = self.redis.pipeline()
             pipe.lpush(keys.DEAD_LETTERS, json.dumps(entry))
@@ -50,3 +43,11 @@ class DeadLetterBox:
         except redis.RedisError as exc:
             # Keeping a copy is best effort: the message is already off the queue and must not come back.
             logger.error("could not store the dead-lettered message in Redis: %s", exc)
+        # After the copy is stored: whoever reads this line finds the message in the list.
+        logger.error(
+            "dead-lettered an unreadable message on queue %r (%d bytes, %s): %r",
+            queue,
+            len(data),
+            reason,
+            data[:RAW_PREVIEW_BYTES],
+        )

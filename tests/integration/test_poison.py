@@ -106,12 +106,14 @@ def test_every_poison_message_is_dead_lettered_and_the_worker_serves_the_next_jo
 
 
 def test_dead_letter_list_is_bounded() -> None:
-    with running_fleet(7, "btq-poison-cap", ["pb"], {"BTQ_DEAD_LETTER_MAXLEN": "3"}) as fleet:
+    # Its own database: the module's lone worker (database 7) is still running.
+    with running_fleet(14, "btq-poison-cap", ["pb"], {"BTQ_DEAD_LETTER_MAXLEN": "3"}) as fleet:
         client = fleet.client()
         for i in range(6):
             client.redis.lpush(fleet.queue, f"garbage {i}".encode())
         wait_until(lambda: client.redis.llen(fleet.queue) == 0, 30, "the queue drained")
         wait_until(lambda: fleet.logs["pb"].read_text().count("dead-lettered") == 6, 30, "six dead letters logged")
+        # Each line is logged after its copy is stored, so the list is final here.
         entries = [json.loads(e) for e in client.redis.lrange(keys.DEAD_LETTERS, 0, -1)]
         assert [base64.b64decode(e["raw_b64"]) for e in entries] == [b"garbage 5", b"garbage 4", b"garbage 3"]
         assert fleet.procs["pb"].poll() is None
