@@ -52,3 +52,9 @@ demo-simulated: install
 	$(VENV)/bin/btq demo --model simulated
 
 all: lint test
+
+# The crash and parity tests (the whole matrix) with task messages on RabbitMQ (a throwaway vhost).
+.PHONY: test-amqp
+test-amqp: install
+	scripts/ensure-redis.sh
+	BTQ_TEST_BROKER=amqp $(VENV)/bin/pytest -q tests/integration/test_parity.py tests/integration/test_crash.py

@@ -12,12 +12,14 @@ from typing import Any, cast
 
 import redis
 from celery import Celery, chain
+from kombu.entity import Exchange, Queue
 from pydantic import JsonValue
 
 from producer.fleet import FleetView
 from producer.settings import ProducerSettings
 from producer.validation import parse_spec
 from schemas import keys
+from schemas.broker import is_amqp, queue_arguments
 from schemas.codec import decode
 from schemas.events import EventType, JobEvent
 from schemas.exceptions import JobExistsError, JobNotFoundError, JobTimeoutError, JobValidationError
@@ -31,7 +33,15 @@ Cursor = str
 
 def celery_client(settings: ProducerSettings) -> Celery:
     """Return a Celery app used only to send messages: JSON only, no task code."""
-    app = Celery("btq-producer", broker=settings.redis_url, set_as_current=False)
+    broker = settings.broker_url or settings.redis_url
+    app = Celery("btq-producer", broker=broker, set_as_current=False)
+    if is_amqp(broker):
+        # Declared exactly as workers declare it: RabbitMQ refuses a queue redeclared with other arguments.
+        exchange = Exchange(settings.queue, type="direct")  # type: ignore[no-untyped-call]
+        arguments = queue_arguments(settings.broker_consumer_timeout_s)
+        app.conf.task_queues = [
+            Queue(settings.queue, exchange, routing_key=settings.queue, queue_arguments=arguments)  # type: ignore[no-untyped-call]
+        ]
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -81,6 +91,12 @@ class JobClient:
     def _check(self, data: JobSpec | dict[str, Any] | str | bytes) -> tuple[JobSpec, str]:
         """The one validation path (CLI, Python and the intake): the spec with a seed, and its queue."""
         spec = data if isinstance(data, JobSpec) else parse_spec(data)
+        steps = len(spec.steps())
+        if steps > self.settings.max_strategy_steps:
+            raise JobValidationError(
+                "strategy",
+                f"{steps} steps exceed the limit of {self.settings.max_strategy_steps} (BTQ_MAX_STRATEGY_STEPS)",
+            )
         size = len(spec.model_dump_json())
         if size > self.settings.max_spec_bytes:
             raise JobValidationError("", f"job is {size} bytes; the limit is {self.settings.max_spec_bytes}")
@@ -149,7 +165,9 @@ class JobClient:
             for i in range(steps + 1)
         ]
         final = self.celery.signature(keys.TASK_FINALIZE, args=(job_id,), immutable=True, queue=queue)
-        chain(*step_sigs, final).apply_async()
+        # A keyword argument makes `chain` take the list as it is; without one it folds the tasks with `|`,
+        # which clones the growing chain at every step: quadratic in the strategy's length.
+        chain(*step_sigs, final, app=self.celery).apply_async()
 
     def _forget(self, job_id: str, steps: int) -> None:
         pipe = self.redis.pipeline()

@@ -3,14 +3,23 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.broker import DEFAULT_CONSUMER_TIMEOUT_S
+
 
 class ProducerSettings(BaseSettings):
     """Where jobs go and how large they may be; how the intake reads its stream."""
 
     model_config = SettingsConfigDict(env_prefix="BTQ_", extra="ignore")
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Job store and events")
+    broker_url: str | None = Field(
+        default=None, description="Task messages: redis://... or amqp://... (RabbitMQ); the Redis URL when unset"
+    )
+    broker_consumer_timeout_s: float = Field(
+        default=DEFAULT_CONSUMER_TIMEOUT_S, gt=0, description="RabbitMQ queue argument; the workers' value"
+    )
     queue: str = "btq"
+    max_strategy_steps: int = Field(default=64, ge=1, description="Longest strategy a job may have, in steps")
     max_spec_bytes: int = 32 * 1024 * 1024
     max_examples: int = 200_000
     intake_max_entry_bytes: int = Field(

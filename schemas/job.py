@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
+from schemas.payload import payload_error
+from schemas.secrets import credential_paths
 from schemas.version import VersionedModel, WireModel
 
 STRATEGY_SEPARATOR = " -> "
@@ -44,9 +46,8 @@ class LiteLLMSpec(WireModel):
     @field_validator("kwargs")
     @classmethod
     def _no_secrets(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        refused = sorted(SECRET_LM_KEYS.intersection(value))
-        if refused:
-            raise ValueError(f"{refused} may not be sent in a job; workers take them from their settings")
+        for path, reason in credential_paths(value):
+            raise ValueError(f"{path}: {reason}")
         return value
 
 
@@ -94,6 +95,14 @@ class JobSpec(VersionedModel):
         default=True,
         description="Use the fleet's shared LM-call cache (a re-run or a redelivered step replays finished calls)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _payload_is_safe(cls, data: Any) -> Any:
+        error = payload_error(data)
+        if error is not None:
+            raise ValueError(error)
+        return data
 
     @field_validator("trainset")
     @classmethod

@@ -14,6 +14,10 @@ TASK_SHARD = "btq.shard"
 EVAL_QUEUE_SUFFIX = ".eval"
 """Shard tasks go to `<queue>.eval`; every worker consumes it beside its step queue."""
 
+DEAD_LETTERS = f"{PREFIX}:dead-letters"
+"""List of queue messages no worker could read (newest first, capped by `dead_letter_maxlen`): JSON
+entries with `at`, `queue`, `reason` and the message's raw bytes in base64 (`raw_b64`)."""
+
 GLOBAL_EVENTS = f"{PREFIX}:events"
 """Stream of every job's events, capped by the worker's `global_stream_maxlen` setting."""
 

@@ -24,11 +24,14 @@ from producer.client import JobClient
 from producer.settings import ProducerSettings
 from producer.worker_command import worker_argv
 from schemas import keys
+from tests.rabbitmq import throwaway_vhost
 from tests.stub_openai import StubOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_HOST = os.environ.get("BTQ_TEST_REDIS", "redis://127.0.0.1:6379")
 STUB_API_KEY = "sk-from-worker-settings"
+TEST_BROKER = os.environ.get("BTQ_TEST_BROKER", "redis")
+"""`amqp` runs every fleet's task messages through RabbitMQ (a throwaway vhost); the store stays on Redis."""
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
@@ -104,9 +107,10 @@ class Fleet:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    broker_url: str | None = None
 
     def client(self) -> JobClient:
-        return JobClient(ProducerSettings(redis_url=self.url, queue=self.queue))
+        return JobClient(ProducerSettings(redis_url=self.url, queue=self.queue, broker_url=self.broker_url))
 
     def start(self, name: str, pool: str = "prefork") -> None:
         env = {
@@ -118,6 +122,7 @@ class Fleet:
             "PYTHONPATH": str(ROOT),
             # Small shards, so the tests' small valsets are really sharded across the fleet.
             "BTQ_SHARD_MIN_EXAMPLES": "2",
+            **({"BTQ_BROKER_URL": self.broker_url} if self.broker_url else {}),
             **self.extra_env,
         }
         log = Path(self.artifact_dir) / f"{name}.log"
@@ -147,12 +152,17 @@ class Fleet:
 
 
 @contextmanager
-def running_fleet(db: int, queue: str, names: list[str], extra_env: dict[str, str] | None = None) -> Iterator[Fleet]:
-    """Flush test database `db`, start one worker process per name on it, stop them afterwards."""
+def running_fleet(
+    db: int, queue: str, names: list[str], extra_env: dict[str, str] | None = None, broker_url: str | None = None
+) -> Iterator[Fleet]:
+    """Flush test database `db`, start one worker process per name on it, stop them afterwards.
+
+    Task messages go through `broker_url` when given (a RabbitMQ vhost), else through the same Redis.
+    """
     url = redis_url(db)
     redis.Redis.from_url(url).flushdb()
     with tempfile.TemporaryDirectory(prefix="btq-test-") as tmp:
-        fleet = Fleet(url=url, queue=queue, artifact_dir=tmp, extra_env=extra_env or {})
+        fleet = Fleet(url=url, queue=queue, artifact_dir=tmp, extra_env=extra_env or {}, broker_url=broker_url)
         try:
             for name in names:
                 fleet.start(name)
@@ -173,13 +183,29 @@ def stub_openai() -> Iterator[StubOpenAI]:
 
 
 @pytest.fixture(scope="session")
-def fleet(stub_openai: StubOpenAI) -> Iterator[Fleet]:
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ vhost made for this test session and deleted after it."""
+    with throwaway_vhost() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def broker_url(request: pytest.FixtureRequest) -> str | None:
+    """The session's broker for task messages: None (the Redis database) or RabbitMQ (BTQ_TEST_BROKER=amqp)."""
+    if TEST_BROKER == "amqp":
+        url: str = request.getfixturevalue("amqp_url")
+        return url
+    return None
+
+
+@pytest.fixture(scope="session")
+def fleet(stub_openai: StubOpenAI, broker_url: str | None) -> Iterator[Fleet]:
     """Two worker processes on database 1, shared by the integration tests."""
     env = {
         "BTQ_LM_API_BASES": json.dumps({"openai": stub_openai.url}),
         "BTQ_LM_API_KEYS": json.dumps({"openai": STUB_API_KEY}),
     }
-    with running_fleet(1, "btq-test", ["wa", "wb"], env) as f:
+    with running_fleet(1, "btq-test", ["wa", "wb"], env, broker_url) as f:
         yield f
 
 

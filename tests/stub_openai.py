@@ -1,6 +1,8 @@
 """A local OpenAI-compatible chat server for tests: answers arithmetic in ChatAdapter format.
 
-It records the Authorization headers it saw, so tests can check where credentials came from.
+It records the Authorization headers it saw, so tests can check where credentials came from. For a
+model whose name contains `echo-key` it answers 401 quoting the key it was sent, as real providers do
+("Incorrect API key provided: ..."), so tests can check that a worker never writes that key anywhere.
 """
 
 import json
@@ -17,6 +19,7 @@ class StubOpenAI:
     def __init__(self) -> None:
         self.auth_headers: list[str] = []
         self.models: list[str] = []
+        self.echoed = 0
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -24,6 +27,15 @@ class StubOpenAI:
                 body: dict[str, Any] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.auth_headers.append(self.headers.get("Authorization", ""))
                 stub.models.append(body.get("model", ""))
+                if "echo-key" in body.get("model", ""):
+                    stub.echoed += 1
+                    key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    message = (
+                        f"Incorrect API key provided: {key}. You can find your API key at https://example.invalid."
+                    )
+                    error = {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
+                    self._send(401, error)
+                    return
                 last = body["messages"][-1]["content"]
                 text = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last)
                 answer = _solve_arith({"q": text})
@@ -44,8 +56,11 @@ class StubOpenAI:
                     ],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                 }
+                self._send(200, reply)
+
+            def _send(self, status: int, reply: dict[str, Any]) -> None:
                 data = json.dumps(reply).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -7,20 +7,33 @@ import redis
 from celery import Celery, group
 from celery.signals import task_postrun, worker_ready, worker_shutdown
 from dspy.clients.base_lm import GLOBAL_HISTORY
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from schemas import keys
+from worker.broker import broker_conf
 from worker.escaped import record_failed_result, record_failed_step
 from worker.events import worker_name
 from worker.fleet import Heartbeat
 from worker.presence import connect_presence, job_queue
+from worker.redaction import install_log_redaction
 from worker.runtime import WorkerRuntime
 from worker.settings import WorkerSettings
 
 
 def create_app(settings: WorkerSettings) -> Celery:
-    """Return a Celery app whose tasks run BetterTogether steps for jobs in `settings.redis_url`."""
-    app = Celery("btq", broker=settings.redis_url, set_as_current=False)
+    """Return a Celery app whose tasks run BetterTogether steps for jobs in `settings.redis_url`.
+
+    Task messages come from `settings.broker_url` (Redis or RabbitMQ; the Redis URL when unset).
+    """
+    app = Celery("btq", set_as_current=False)
+    broker = broker_conf(settings)
+    # Steps on the job queue (declared by the broker settings on RabbitMQ), evaluation shards on their own
+    # queue: a worker consumes both unless told otherwise (`-Q`); evaluation-only workers use `<queue>.eval`.
+    eval_queue_name = keys.eval_queue(settings.queue)
+    queues = [
+        *broker.pop("task_queues", [Queue(settings.queue)]),  # type: ignore[no-untyped-call]
+        Queue(eval_queue_name, Exchange(eval_queue_name), routing_key=eval_queue_name),  # type: ignore[no-untyped-call]
+    ]
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -29,27 +42,22 @@ def create_app(settings: WorkerSettings) -> Celery:
         result_accept_content=["json"],
         task_ignore_result=True,
         task_default_queue=settings.queue,
-        # Steps on the job queue, evaluation shards on their own queue: a worker consumes both unless
-        # told otherwise (`-Q`), and evaluation-only workers can be started on `<queue>.eval`.
-        task_queues=[Queue(settings.queue), Queue(keys.eval_queue(settings.queue))],  # type: ignore[no-untyped-call]
+        task_queues=queues,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.step_soft_time_limit_s,
         task_time_limit=settings.step_time_limit_s,
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout_s,
-            # kombu sweeps every interval x throttle seconds (100 s by default); scan on every sweep
-            # so a dead worker's step comes back visibility_timeout_s + unacked_restore_interval_s later.
-            "unacked_restore_interval": settings.unacked_restore_interval_s,
-            "unacked_restore_throttle": 1,
-        },
+        # Our consumer (and, on Redis, our transport) dead-letter unreadable messages instead of dying on them.
+        worker_consumer="worker.consumer:PoisonProofConsumer",
+        **broker,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         # Off unless asked (`btq worker --events` or BTQ_WORKER_SEND_EVENTS): Flower reads them.
         worker_send_task_events=settings.worker_send_events,
     )
     runtime = WorkerRuntime(settings)
+    install_log_redaction(runtime.redactor)  # before any pool process forks: children inherit it
     _register_tasks(app, runtime)
     clients: dict[int, redis.Redis] = {}
 

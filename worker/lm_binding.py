@@ -12,6 +12,7 @@ import dspy
 
 from schemas.exceptions import ProgramStateError
 from schemas.job import SECRET_LM_KEYS, LiteLLMSpec
+from schemas.secrets import credential_paths
 from worker.registry import Registry, WorkerResources
 from worker.settings import WorkerSettings
 
@@ -65,7 +66,7 @@ class LMBinder:
                     f"saved LM {ident} {state.get(ident)!r} differs from the job LM's {self.base_state.get(ident)!r}"
                 )
         changed = {k: v for k, v in state.items() if k not in _IDENTITY_KEYS and self.base_state.get(k) != v}
-        refused = sorted(SECRET_LM_KEYS.intersection(changed))
+        refused = sorted(SECRET_LM_KEYS.intersection(changed) | {p for p, _ in credential_paths(changed)})
         if refused:
             raise ProgramStateError(f"saved LM state may not set {refused}")
         lm = self.base.copy(**changed) if changed else self.base

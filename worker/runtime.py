@@ -10,6 +10,7 @@ from worker.events import EventEmitter, worker_name
 from worker.fleet import live_slots
 from worker.job_inputs import ResolvedJob
 from worker.lm_cache import install_cache
+from worker.redaction import Redactor
 from worker.registry import Registry, WorkerResources, load_registry
 from worker.service import StepService
 from worker.settings import WorkerSettings
@@ -29,6 +30,7 @@ class WorkerRuntime:
         self._shards: ShardRunner | None = None
         self._registry: Registry | None = None
         self._send_shards: SendShards | None = None
+        self.redactor = Redactor.from_settings(settings)
 
     @property
     def registry(self) -> Registry:
@@ -80,10 +82,10 @@ class WorkerRuntime:
             sharding = ShardingSupport(
                 config=self.sharding_config, live_slots=lambda: live_slots(client), send_shards=self._send_shards
             )
-        store = JobStore(client, s.job_ttl_s)
+        store = JobStore(client, s.job_ttl_s, self.redactor)
         self._service = StepService(
             store=store,
-            events=EventEmitter(client, s.job_stream_maxlen, s.global_stream_maxlen),
+            events=EventEmitter(client, s.job_stream_maxlen, s.global_stream_maxlen, self.redactor),
             registry=self.registry,
             resources=resources,
             settings=s,

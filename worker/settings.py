@@ -3,13 +3,23 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.broker import DEFAULT_CONSUMER_TIMEOUT_S
+
 
 class WorkerSettings(BaseSettings):
     """Everything a worker process is configured with. Secrets live here, never in job payloads."""
 
     model_config = SettingsConfigDict(env_prefix="BTQ_", extra="forbid")
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Job store, events and leases")
+    broker_url: str | None = Field(
+        default=None, description="Task messages: redis://... or amqp://... (RabbitMQ); the Redis URL when unset"
+    )
+    broker_consumer_timeout_s: float = Field(
+        default=DEFAULT_CONSUMER_TIMEOUT_S,
+        gt=0,
+        description="RabbitMQ x-consumer-timeout of the task queue; same value on producers; above the longest step",
+    )
     queue: str = "btq"
     imports: list[str] = Field(
         default_factory=list,
@@ -38,6 +48,9 @@ class WorkerSettings(BaseSettings):
     job_stream_maxlen: int = 10_000
     global_stream_maxlen: int = 100_000
     cancel_poll_interval_s: float = 0.5
+    dead_letter_maxlen: int = Field(
+        default=1000, ge=1, description="Unreadable queue messages kept in Redis (btq:dead-letters), newest first"
+    )
     lm_api_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="LiteLLM provider prefix (e.g. 'openai') -> API key"
     )

@@ -1,6 +1,7 @@
 """The job store in Redis: spec, status, step records (write-once), attempts, cancel flag, result."""
 
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -14,9 +15,11 @@ from schemas.result import EvaluationReport, JobResult, JobState, StepRecord
 class JobStore:
     """Reads and writes one Redis database. Step records and results are written once (SET NX)."""
 
-    def __init__(self, client: redis.Redis, job_ttl_s: int) -> None:
+    def __init__(self, client: redis.Redis, job_ttl_s: int, redact: Callable[[str], str] | None = None) -> None:
         self.redis = client
         self.job_ttl_s = job_ttl_s
+        # Records carry exception messages, which may quote a secret a provider echoed back.
+        self.redact = redact or (lambda text: text)
 
     def spec(self, job_id: str) -> JobSpec:
         """Return the job's normalized spec."""
@@ -38,7 +41,7 @@ class JobStore:
     def put_step(self, job_id: str, record: StepRecord) -> tuple[StepRecord, bool]:
         """Store `record` unless the step already has one; return the stored record and whether ours won."""
         key = keys.step_key(job_id, record.index)
-        if self.redis.set(key, record.model_dump_json(), nx=True):
+        if self.redis.set(key, self.redact(record.model_dump_json()), nx=True):
             self._touch_status(job_id, steps_done=record.index)
             return record, True
         existing = self.step(job_id, record.index)
@@ -80,14 +83,14 @@ class JobStore:
         """Hand an evaluation report to its requester (kept one hour if nobody pops it)."""
         key = keys.evaluation_key(job_id, request_id)
         pipe = self.redis.pipeline()
-        pipe.rpush(key, report.model_dump_json())
+        pipe.rpush(key, self.redact(report.model_dump_json()))
         pipe.expire(key, 3600)
         pipe.execute()
 
     def put_result(self, result: JobResult, steps: int) -> tuple[JobResult, bool]:
         """Store the result once, set the final state, and start the retention clock on every key."""
         key = keys.job_key(result.job_id, "result")
-        won = bool(self.redis.set(key, result.model_dump_json(), nx=True))
+        won = bool(self.redis.set(key, self.redact(result.model_dump_json()), nx=True))
         if not won:
             raw = self.redis.get(key)
             assert raw is not None

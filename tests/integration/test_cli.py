@@ -18,6 +18,8 @@ pytestmark = pytest.mark.integration
 
 def btq(fleet: Fleet, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BTQ_REDIS_URL": fleet.url, "BTQ_QUEUE": fleet.queue}
+    if fleet.broker_url:
+        env["BTQ_BROKER_URL"] = fleet.broker_url
     return subprocess.run(
         [sys.executable, "-m", "producer.cli", *args],
         cwd=ROOT,

@@ -47,15 +47,22 @@ def run_until_started(client: JobClient, job_id: str, index: int) -> JobEvent:
     raise AssertionError(f"step {index} never started")
 
 
-@pytest.fixture
-def crash_fleet() -> Iterator[Fleet]:
-    with running_fleet(2, "btq-crash", ["ca", "cb"], CRASH_ENV) as fleet:
+@pytest.fixture(params=["session-broker", "amqp"])
+def crash_fleet(request: pytest.FixtureRequest, broker_url: str | None) -> Iterator[Fleet]:
+    """Two workers on the session's broker, and again on RabbitMQ (once when the session is on RabbitMQ)."""
+    url = broker_url
+    if request.param == "amqp":
+        if broker_url is not None:
+            pytest.skip("the session broker is RabbitMQ already")
+        url = request.getfixturevalue("amqp_url")
+    with running_fleet(2, "btq-crash", ["ca", "cb"], CRASH_ENV, url) as fleet:
         yield fleet
 
 
 @pytest.fixture
-def capped_fleet() -> Iterator[Fleet]:
-    with running_fleet(3, "btq-capped", ["da", "db"], {**CRASH_ENV, "BTQ_MAX_DELIVERIES_PER_STEP": "1"}) as fleet:
+def capped_fleet(broker_url: str | None) -> Iterator[Fleet]:
+    env = {**CRASH_ENV, "BTQ_MAX_DELIVERIES_PER_STEP": "1"}
+    with running_fleet(3, "btq-capped", ["da", "db"], env, broker_url) as fleet:
         yield fleet
 
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 def test_pickle_message_is_refused_and_the_step_never_runs(fleet: Fleet, client: JobClient) -> None:
     job_id = client.submit(spec("p", "given", True, 3))
     client.wait(job_id, timeout_s=60)
-    sender = Celery("attacker", broker=fleet.url, set_as_current=False)
+    sender = Celery("attacker", broker=fleet.broker_url or fleet.url, set_as_current=False)
     sender.conf.update(task_serializer="pickle", accept_content=["pickle", "json"])
     # A fresh job id whose step 0 would be stored if the message ran; the spec is copied so a worker could.
     forged = "forged" + job_id

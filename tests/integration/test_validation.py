@@ -83,7 +83,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     (
         "secret in a LiteLLM spec",
         edit(lm={"model": "openai/gpt-4o-mini", "kwargs": {"api_key": "sk-1"}}),
-        "lm.kwargs",
+        "lm.kwargs.api_key",
         "may not be sent in a job",
     ),
     (

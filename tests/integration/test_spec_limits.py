@@ -1,0 +1,142 @@
+"""Specs that could hang or leak: NaN, huge strategies, smuggled credentials; refused fast, naming the field."""
+
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from producer.client import JobClient
+from producer.settings import ProducerSettings
+from schemas.exceptions import JobValidationError
+from tests.integration.test_parity import P, spec
+from tests.integration.test_validation import snapshot
+
+pytestmark = pytest.mark.integration
+
+LITELLM = {"model": "openai/stub-model", "kwargs": {"temperature": 0.0}}
+
+
+def with_lm_kwargs(**kwargs: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda job: job.update(lm={**LITELLM, "kwargs": {**LITELLM["kwargs"], **kwargs}})
+
+
+def with_p_kwargs(**kwargs: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda job: job.update(optimizers={"p": {**P, "kwargs": {**P["kwargs"], **kwargs}}}, strategy="p")
+
+
+SMUGGLED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("upper-case API_KEY", with_lm_kwargs(API_KEY="sk-smuggled"), "lm.kwargs.API_KEY"),
+    ("camel-case apiKey", with_lm_kwargs(apiKey="sk-smuggled"), "lm.kwargs.apiKey"),
+    ("Api-Base", with_lm_kwargs(**{"Api-Base": "http://evil"}), "lm.kwargs.Api-Base"),
+    (
+        "Authorization header",
+        with_lm_kwargs(extra_headers={"Authorization": "Bearer sk-smuggled"}),
+        "lm.kwargs.extra_headers.Authorization",
+    ),
+    ("api-key header", with_lm_kwargs(extra_headers={"api-key": "sk-smuggled"}), "lm.kwargs.extra_headers.api-key"),
+    (
+        "credential under a custom header",
+        with_lm_kwargs(extra_headers={"X-Custom": "Bearer sk-smuggled"}),
+        "lm.kwargs.extra_headers.X-Custom",
+    ),
+    ("extra_body", with_lm_kwargs(extra_body={"api_key": "sk-smuggled"}), "lm.kwargs.extra_body"),
+    ("EXTRA-BODY", with_lm_kwargs(**{"EXTRA-BODY": {}}), "lm.kwargs.EXTRA-BODY"),
+    (
+        "nested in a list",
+        with_lm_kwargs(metadata={"tags": [{"auth_token": "t"}]}),
+        "lm.kwargs.metadata.tags.0.auth_token",
+    ),
+    ("optimizer kwarg", with_p_kwargs(Secret_Key="s"), "optimizers.p.kwargs.Secret_Key"),
+    (
+        "compile arg",
+        lambda job: job.update(optimizer_compile_args={"p": {"config": {"password": "x"}}}),
+        "optimizer_compile_args.p.config.password",
+    ),
+    (
+        "saved LM state of the program",
+        lambda job: job.update(program={"name": "t.qa", "state": {"demos": [], "lm": {"api_key": "sk-smuggled"}}}),
+        "program.state.lm.api_key",
+    ),
+    (
+        "saved LM state of a teacher predictor",
+        lambda job: job.update(teacher=[{"name": "t.two", "state": {"draft": {"lm": {"Extra_Body": {}}}}}]),
+        "teacher.0.state.draft.lm.Extra_Body",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "field"), SMUGGLED, ids=[c[0] for c in SMUGGLED])
+def test_smuggled_credential_is_refused_naming_the_field(
+    client: JobClient, case: str, change: Callable[[dict[str, Any]], None], field: str
+) -> None:
+    job = spec("p -> w -> p", "given", True, 1)
+    change(job)
+    before = snapshot(client)
+    with pytest.raises(JobValidationError) as err:
+        client.submit(job)
+    assert err.value.field == field, str(err.value)
+    assert "may not be sent in a job" in str(err.value)
+    assert snapshot(client) == before
+
+
+NON_FINITE: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("NaN ratio", lambda job: job.update(valset_ratio=math.nan), "valset_ratio"),
+    ("infinite kwarg", with_p_kwargs(metric_threshold=math.inf), "optimizers.p.kwargs.metric_threshold"),
+    (
+        "NaN in an inline example",
+        lambda job: job.update(trainset=[{"question": "q", "answer": -math.inf}], input_keys=["question"]),
+        "trainset.0.answer",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "field"), NON_FINITE, ids=[c[0] for c in NON_FINITE])
+def test_non_finite_number_is_refused_naming_the_field(
+    client: JobClient, case: str, change: Callable[[dict[str, Any]], None], field: str
+) -> None:
+    job = spec("p", "given", True, 1)
+    change(job)
+    before = snapshot(client)
+    with pytest.raises(JobValidationError) as err:
+        client.submit(job)
+    assert err.value.field == field, str(err.value)
+    assert "NaN and Infinity are not allowed" in str(err.value)
+    assert snapshot(client) == before
+
+
+def test_nan_in_json_text_is_refused(client: JobClient) -> None:
+    text = json.dumps(spec("p", "given", True, 1)).replace('"seed": 1', '"seed": 1, "valset_ratio": NaN')
+    with pytest.raises(JobValidationError) as err:
+        client.submit(text)
+    assert err.value.field == "valset_ratio"
+
+
+def test_strategy_longer_than_the_cap_is_refused_fast(client: JobClient) -> None:
+    before = snapshot(client)
+    assert client.validate(spec(" -> ".join(["p"] * 64), "given", True, 1)).seed == 1
+    started = time.monotonic()
+    for steps in (65, 10_000):
+        with pytest.raises(JobValidationError) as err:
+            client.submit(spec(" -> ".join(["p"] * steps), "given", True, 1))
+        assert err.value.field == "strategy"
+        assert f"{steps} steps exceed the limit of 64" in str(err.value)
+    assert time.monotonic() - started < 2.0
+    assert snapshot(client) == before
+
+
+def test_submit_time_grows_linearly_with_the_strategy(client: JobClient) -> None:
+    # A queue no worker reads: the jobs are only enqueued, then removed.
+    settings = ProducerSettings(redis_url=client.settings.redis_url, queue="btq-unread", max_strategy_steps=3000)
+    long_client = JobClient(settings)
+    timings = {}
+    for steps in (1000, 3000):
+        started = time.monotonic()
+        job_id = long_client.submit(spec(" -> ".join(["p"] * steps), "given", True, 1))
+        timings[steps] = time.monotonic() - started
+        long_client._forget(job_id, steps)
+    client.redis.delete("btq-unread")
+    # Quadratic canvas building took 5 s and 49 s here; linear submission takes well under a second.
+    assert timings[3000] < 3.0, timings
