@@ -12,3 +12,5 @@ class ProducerSettings(BaseSettings):
     queue: str = "btq"
     max_spec_bytes: int = 32 * 1024 * 1024
     max_examples: int = 200_000
+    redis_reconnect_budget_s: float = 120.0
+    """How long `wait`, `follow` and `btq watch` keep reconnecting to an unreachable Redis before failing."""

@@ -3,11 +3,14 @@
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, worker_ready
+from celery.signals import task_postrun, worker_ready, worker_shutdown
 from dspy.clients.base_lm import GLOBAL_HISTORY
 
 from schemas import keys
+from worker import sweeper
 from worker.events import worker_name
+from worker.guards import MessageGuard, drop
+from worker.redrive import redriver
 from worker.runtime import WorkerRuntime
 from worker.settings import WorkerSettings
 
@@ -44,7 +47,18 @@ def create_app(settings: WorkerSettings) -> Celery:
 
     @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def _publish(sender: Any = None, **_: Any) -> None:
-        runtime.publish_manifest(getattr(sender, "hostname", None) or worker_name())
+        name = getattr(sender, "hostname", None) or worker_name()
+        runtime.publish_manifest(name)
+        # Recovery of steps whose worker died, driven by step leases (see worker/sweeper.py).
+        lost_steps = sweeper.Sweeper(runtime.sweeper_redis(), settings, redriver(app, settings.queue), name)
+        stops.append(sweeper.start(lost_steps, settings.sweep_interval_s))
+
+    stops: list[Any] = []
+
+    @worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _stop_sweeper(**_: Any) -> None:
+        for stop in stops:
+            stop.set()
 
     @task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
     def _forget_history(**_: Any) -> None:
@@ -61,12 +75,23 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
 
     @app.task(name=keys.TASK_STEP, bind=True)  # type: ignore[untyped-decorator]
     def step(self: Any, job_id: str, index: int) -> dict[str, Any]:
-        record = runtime.service(_worker(self)).run(job_id, index)
+        service = runtime.service(_worker(self))
+        reason = MessageGuard(service.store).step(job_id, index)
+        if reason is not None:
+            self.request.chain = None  # a dropped message continues no chain
+            return drop(keys.TASK_STEP, (job_id, index), reason)
+        record = service.run(job_id, index)
         return {"job_id": job_id, "index": index, "outcome": record.outcome.value}
 
     @app.task(name=keys.TASK_FINALIZE, bind=True)  # type: ignore[untyped-decorator]
     def finalize(self: Any, job_id: str) -> dict[str, Any]:
-        result = runtime.service(_worker(self)).finalize(job_id)
+        service = runtime.service(_worker(self))
+        reason = MessageGuard(service.store).finalize(job_id)
+        if reason is not None:
+            if isinstance(job_id, str) and service.store.has_spec(job_id) and service.store.has_result(job_id):
+                service.emit_stored_result(job_id)  # a finalize that died between result and event
+            return drop(keys.TASK_FINALIZE, (job_id,), reason)
+        result = service.finalize(job_id)
         return {"job_id": job_id, "state": result.state.value}
 
     @app.task(name=keys.TASK_EVALUATE, bind=True)  # type: ignore[untyped-decorator]

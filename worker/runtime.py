@@ -51,6 +51,10 @@ class WorkerRuntime:
                 self._pid = os.getpid()
             return self._service
 
+    def sweeper_redis(self) -> redis.Redis:
+        """Return a Redis client for the sweeper thread of this (main) worker process."""
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+
     def publish_manifest(self, worker: str) -> None:
         """Publish what this worker can run, for producers to validate jobs against."""
         client = redis.Redis.from_url(self.settings.redis_url)
