@@ -57,6 +57,10 @@ def lm_for(name: str, resources: WorkerResources | None = None) -> dspy.BaseLM:
         return simulated_lm("sim/t-small", task="arith", artifacts=artifacts)
     if name == "t.sim_slow":
         return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=25)
+    if name == "t.sim_crawl":  # an optimizer compile of minutes, for cancel tests
+        return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=300)
+    if name == "t.sim_longft":  # a fine-tune of ten minutes, for cancel tests
+        return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, finetune_s=600)
     if name == "t.sim_fixed":
         lm = simulated_lm("sim/t-fixed", task="arith", finetunable=False)
         assert isinstance(lm.provider, Provider)
@@ -78,6 +82,6 @@ def register(registry: Registry) -> None:
     registry.program("t.teacher", teacher_program)
     registry.metric("t.exact", exact)
     registry.dataset("t.arith", splits)
-    for name in ("t.sim", "t.sim_slow", "t.sim_fixed"):
+    for name in ("t.sim", "t.sim_slow", "t.sim_fixed", "t.sim_crawl", "t.sim_longft"):
         registry.lm(name, lambda resources, name=name: lm_for(name, resources))
     registry.optimizer(FailingOptimizer)
