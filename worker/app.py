@@ -50,7 +50,13 @@ def create_app(settings: WorkerSettings) -> Celery:
         name = getattr(sender, "hostname", None) or worker_name()
         runtime.publish_manifest(name)
         # Recovery of steps whose worker died, driven by step leases (see worker/sweeper.py).
-        lost_steps = sweeper.Sweeper(runtime.sweeper_redis(), settings, redriver(app, settings.queue), name)
+        lost_steps = sweeper.Sweeper(
+            runtime.sweeper_redis(),
+            settings,
+            redriver(app, settings.queue),
+            name,
+            publish_manifest=lambda: runtime.publish_manifest(name),
+        )
         stops.append(sweeper.start(lost_steps, settings.sweep_interval_s))
 
     stops: list[Any] = []

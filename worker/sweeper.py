@@ -35,8 +35,16 @@ Redrive = Callable[[str, int, int], None]
 class Sweeper:
     """Finds lost steps in one Redis database and re-drives them through `redrive`."""
 
-    def __init__(self, client: redis.Redis, settings: WorkerSettings, redrive: Redrive, worker: str) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: WorkerSettings,
+        redrive: Redrive,
+        worker: str,
+        publish_manifest: Callable[[], None] | None = None,
+    ) -> None:
         self.redis = client
+        self.publish_manifest = publish_manifest
         self.store = JobStore(client, settings.job_ttl_s)
         self.settings = settings
         self.redrive = redrive
@@ -44,6 +52,10 @@ class Sweeper:
 
     def sweep_once(self) -> list[tuple[str, int]]:
         """Re-drive every lost step found now; return `(job_id, index)` of those this call re-drove."""
+        if self.publish_manifest is not None and not self.redis.exists(keys.MANIFEST):
+            # A Redis restarted without persistence lost it: producers would refuse every job.
+            log.warning("the registry manifest is missing in Redis; publishing it again")
+            self.publish_manifest()
         now = time.time()
         stale = cast(
             list[tuple[bytes, float]],
