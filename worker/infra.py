@@ -22,11 +22,31 @@ INFRA_ERROR_TYPES = frozenset({"ConnectionError", "TimeoutError", "BusyLoadingEr
 """Error type names in a step record that mean the store was unreachable, not that the step failed."""
 
 
+_current: list["InfraWatch"] = []
+
+
+def report_failure(exc: BaseException) -> None:
+    """Tell the running step that the store failed under it (e.g. a Redis-backed cache inside an LM call).
+
+    Code that swallows such an error (so dspy would score a failed example) calls this; the step then
+    ends as retryable instead of being recorded. Outside a step it does nothing.
+    """
+    if _current:
+        _current[-1].failure = _current[-1].failure or exc
+
+
 class InfraWatch:
-    """Remembers whether Redis failed while a step ran."""
+    """Remembers whether Redis failed while a step ran; use as a context manager around the step."""
 
     def __init__(self) -> None:
         self.failure: BaseException | None = None
+
+    def __enter__(self) -> "InfraWatch":
+        _current.append(self)  # process-wide: dspy's threads do not inherit context variables
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        _current.remove(self)
 
     def check(self, is_cancelled: Callable[[], bool]) -> Callable[[], bool]:
         """Wrap a cancel check: a Redis error stops the step (answers True) and is remembered."""

@@ -172,7 +172,11 @@ class StepService:
         hooks = StepHooks(is_cancelled=watch.check(self._cancel_check(job_id)), worker=self.worker, attempt=attempt)
         try:
             job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
-            with reporting_to(self._progress_reporter(spec, job_id, index, attempt)), interruptible(hooks.is_cancelled):
+            with (
+                reporting_to(self._progress_reporter(spec, job_id, index, attempt)),
+                interruptible(hooks.is_cancelled),
+                watch,
+            ):
                 record = run_baseline(job, hooks) if previous is None else run_step(job, previous, hooks)
         except Exception as exc:  # resolution or baseline errors end the job as a recorded failure
             record = self._record_without_running(

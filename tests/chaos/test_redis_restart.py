@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -89,12 +90,14 @@ def test_redis_restart_mid_step_loses_no_job_and_changes_no_score(aof_redis: Aof
             job["optimizers"]["p"]["kwargs"]["num_candidate_programs"] = 6
             job_id = client.submit(job)
             run_until_started(client, job_id, 2)
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(client.wait, job_id, 240)  # a client waiting through the outage
 
-            aof_redis.stop()
-            time.sleep(OUTAGE_S)  # the outage itself, not a wait for a condition
-            aof_redis.start()
+                aof_redis.stop()
+                time.sleep(OUTAGE_S)  # the outage itself, not a wait for a condition
+                aof_redis.start()
 
-            result = client.wait(job_id, timeout_s=240)
+                result = waiting.result(timeout=260)
             assert_same(result, job)
             events = [e for _, e in client.events(job_id)]
             assert [e.step_index for e in events if e.type is EventType.STEP_SUCCEEDED] == [0, 1, 2, 3]
