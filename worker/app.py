@@ -82,11 +82,14 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
     @app.task(name=keys.TASK_STEP, bind=True)  # type: ignore[untyped-decorator]
     def step(self: Any, job_id: str, index: int) -> dict[str, Any]:
         service = runtime.service(_worker(self))
-        reason = MessageGuard(service.store).step(job_id, index)
+        guard = MessageGuard(service.store)
+        reason = guard.step(job_id, index)
         if reason is not None:
             self.request.chain = None  # a dropped message continues no chain
             return drop(keys.TASK_STEP, (job_id, index), reason)
         record = service.run(job_id, index)
+        if guard.chain_moved_on(job_id, index):
+            self.request.chain = None  # a duplicate delivery: the rest of the chain is already on its way
         return {"job_id": job_id, "index": index, "outcome": record.outcome.value}
 
     @app.task(name=keys.TASK_FINALIZE, bind=True)  # type: ignore[untyped-decorator]

@@ -8,6 +8,7 @@ fails a check is logged and dropped: a forged or stale message changes nothing.
 
 import logging
 
+from schemas import keys
 from schemas.result import StepOutcome
 from worker.store import JobStore
 
@@ -36,6 +37,22 @@ class MessageGuard:
         if index > 0 and self.store.step(job_id, index - 1) is None:
             return f"step {index - 1} of job {job_id} has no record yet"
         return None
+
+    def chain_moved_on(self, job_id: str, index: int) -> bool:
+        """True when the step after `index` already started elsewhere (or the job ended).
+
+        A late duplicate delivery of a recorded step (a dead worker's message coming back after the
+        visibility timeout) must not send a second copy of the rest of the chain, which would hold a
+        worker slot waiting on every later step. When the next step has not started, the chain goes on:
+        that is the delivery recovering a worker that died between storing the record and sending on.
+        """
+        if self.store.has_result(job_id):
+            return True
+        steps = len(self.store.spec(job_id).steps())
+        if index >= steps:
+            return False
+        started = self.store.redis.exists(keys.attempts_key(job_id, index + 1), keys.step_key(job_id, index + 1))
+        return bool(started)
 
     def finalize(self, job_id: object) -> str | None:
         """Return why a `btq.finalize(job_id)` message must be dropped, or None to run it."""

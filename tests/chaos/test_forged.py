@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
+from celery import chain
 
 from schemas import keys
 from schemas.events import EventType
@@ -74,3 +75,27 @@ def test_step_of_a_running_job_whose_previous_step_has_no_record_is_dropped(guar
     assert_same(result, job)
     started = [e.step_index for _, e in client.events(job_id) if e.type is EventType.STEP_STARTED]
     assert started == [0, 1, 2, 3]
+
+
+def _received(fleet: Fleet) -> int:
+    return sum(log.read_text(errors="replace").count("] received") for log in fleet.logs.values())
+
+
+def test_a_late_duplicate_of_a_recorded_step_does_not_send_the_rest_of_the_chain_again(guard_fleet: Fleet) -> None:
+    client = guard_fleet.client()
+    job = slow_job("p -> p -> p")
+    job_id = client.submit(job)
+    run_until_started(client, job_id, 2)
+    received = _received(guard_fleet)
+
+    # What a dead worker's message looks like when the broker gives it back: step 1 with its chain.
+    sigs = [client.celery.signature(keys.TASK_STEP, args=(job_id, i), immutable=True) for i in (1, 2, 3)]
+    chain(*sigs, client.celery.signature(keys.TASK_FINALIZE, args=(job_id,), immutable=True)).apply_async(
+        queue=guard_fleet.queue
+    )
+
+    result = client.wait(job_id, timeout_s=180)
+    assert_same(result, job)
+    wait_until(lambda: _received(guard_fleet) >= received + 3, 30, "the rest of the real chain received")
+    # The real chain's steps 2 (already running), 3 and finalize, plus the duplicate: nothing more.
+    assert _received(guard_fleet) == received + 3
