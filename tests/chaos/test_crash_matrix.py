@@ -79,6 +79,7 @@ def _run_trial(trial: Trial, seed: int) -> None:
         trial.identical = True
 
 
+@pytest.mark.timeout(150 * TRIALS + 60)  # each trial is bounded by its own waits; the suite's 300 s is per test
 def test_crash_matrix_recovers_every_job_identically_and_in_bounded_time() -> None:
     rng = random.Random(int(os.environ.get("BTQ_CHAOS_SEED", str(int(time.time())))))
     kinds = ["child", "node"] * ((TRIALS + 1) // 2)

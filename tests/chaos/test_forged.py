@@ -99,3 +99,23 @@ def test_a_late_duplicate_of_a_recorded_step_does_not_send_the_rest_of_the_chain
     wait_until(lambda: _received(guard_fleet) >= received + 3, 30, "the rest of the real chain received")
     # The real chain's steps 2 (already running), 3 and finalize, plus the duplicate: nothing more.
     assert _received(guard_fleet) == received + 3
+
+
+def test_an_outcome_event_lost_after_its_record_was_stored_is_emitted_by_the_next_task(guard_fleet: Fleet) -> None:
+    client = guard_fleet.client()
+    job = slow_job("p -> p -> p")
+    job_id = client.submit(job)
+    run_until_started(client, job_id, 2)
+    # What a worker killed between storing step 1's record and emitting its event leaves behind.
+    stream = keys.job_key(job_id, "events")
+    lost = [eid for eid, e in client.events(job_id) if e.type is EventType.STEP_SUCCEEDED and e.step_index == 1]
+    assert len(lost) == 1
+    client.redis.xdel(stream, lost[0])
+    client.redis.delete(keys.emitted_key(job_id, 1))
+
+    result = client.wait(job_id, timeout_s=180)
+
+    assert_same(result, job)
+    events = [e for _, e in client.events(job_id)]
+    assert sorted(e.step_index for e in events if e.type is EventType.STEP_SUCCEEDED) == [0, 1, 2, 3]
+    assert events[-1].type is EventType.JOB_SUCCEEDED, "re-emitted before the job's terminal event"
