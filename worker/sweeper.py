@@ -63,7 +63,8 @@ class Sweeper:
         )
         if not stale:
             return []
-        # Redis broker: priority-0 messages wait in the list named like the queue.
+        # Redis broker: priority-0 messages wait in the list named like the queue. (A broker elsewhere
+        # needs its own depth here; a wrong "empty" only costs a duplicate message, which leases absorb.)
         queue_empty = self.redis.llen(self.settings.queue) == 0
         redriven = []
         for member, heartbeat in stale:
