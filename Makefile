@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-local lint format mypy test test-slow bench demo demo-simulated dashboard all
+.PHONY: install install-local lint format mypy test test-slow chaos bench demo demo-simulated dashboard all
 
 # Idempotent: a stamp file skips pip when pyproject.toml has not changed since the last install.
 install: $(VENV)/.installed
@@ -38,6 +38,12 @@ test: install install-local
 test-slow: install install-local
 	BTQ_REDIS_INSTALL_ONLY=1 scripts/ensure-redis.sh
 	$(VENV)/bin/pytest -q -m slow
+
+# Fault injection: the full crash matrix (BTQ_CHAOS_TRIALS trials; the default run does a bounded 2),
+# a Redis restart mid-step, forged messages, cancel. Prints x/N identical results and recovery times.
+chaos: install
+	scripts/ensure-redis.sh
+	BTQ_CHAOS_TRIALS=$${BTQ_CHAOS_TRIALS:-8} $(VENV)/bin/pytest -q -s -m chaos
 
 bench:
 	$(PY) -m bench

@@ -16,6 +16,7 @@ from kombu.entity import Exchange, Queue
 from pydantic import JsonValue
 
 from producer.fleet import FleetView
+from producer.reconnect import INFRA_ERRORS, Backoff, with_reconnect
 from producer.settings import ProducerSettings
 from producer.validation import parse_spec
 from schemas import keys
@@ -50,6 +51,15 @@ def celery_client(settings: ProducerSettings) -> Celery:
         broker_connection_retry_on_startup=True,
     )
     return app
+
+
+_FINAL_STATES = [s.value for s in JobState if s.is_final]
+_SET_CANCELLING = """
+local state = redis.call('hget', KEYS[1], 'state')
+for i = 3, #ARGV do if state == ARGV[i] then return 0 end end
+redis.call('hset', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[2])
+return 1
+"""
 
 
 def _text(value: bytes | str) -> str:
@@ -149,6 +159,8 @@ class JobClient:
             },
         )
         pipe.zadd(keys.JOBS_INDEX, {job_id: now})
+        # The job waits for step 0: the workers' sweeper re-drives it if its message is ever lost.
+        pipe.zadd(keys.RUNNING_STEPS, {keys.running_member(job_id, 0): now})
         pipe.xadd(keys.job_key(job_id, "events"), {"event": submitted.model_dump_json()})
         pipe.xadd(keys.GLOBAL_EVENTS, {"event": submitted.model_dump_json()})
         try:
@@ -173,6 +185,7 @@ class JobClient:
         pipe = self.redis.pipeline()
         pipe.delete(*keys.job_keys(job_id, steps))
         pipe.zrem(keys.JOBS_INDEX, job_id)
+        pipe.zrem(keys.RUNNING_STEPS, keys.running_member(job_id, 0))
         pipe.execute()
 
     def status(self, job_id: str) -> JobStatus:
@@ -210,13 +223,19 @@ class JobClient:
         deadline = time.monotonic() + timeout_s
         stream = keys.job_key(job_id, "events")
         cursor = after
+        backoff = Backoff(self.settings.redis_reconnect_budget_s)
         while True:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 raise JobTimeoutError(f"job {job_id} did not finish within {timeout_s}s")
-            batches = cast(
-                list[Any], self.redis.xread({stream: cursor}, block=min(remaining_ms, 1000), count=100) or []
-            )
+            try:
+                batches = cast(
+                    list[Any], self.redis.xread({stream: cursor}, block=min(remaining_ms, 1000), count=100) or []
+                )
+            except INFRA_ERRORS as exc:  # a Redis restart: resume from the cursor, nothing is missed
+                backoff.failed(exc, f"following job {job_id}")
+                continue
+            backoff.succeeded()
             for _, entries in batches:
                 for eid, data in entries:
                     cursor = _text(eid)
@@ -227,12 +246,13 @@ class JobClient:
 
     def wait(self, job_id: str, timeout_s: float) -> JobResult:
         """Block until the job has a result (bounded by `timeout_s`) and return it."""
-        existing = self.result(job_id)
+        budget_s = self.settings.redis_reconnect_budget_s
+        existing = with_reconnect(lambda: self.result(job_id), f"reading job {job_id}", budget_s)
         if existing is not None:
             return existing
         for _ in self.follow(job_id, timeout_s):
             pass
-        final = self.result(job_id)
+        final = with_reconnect(lambda: self.result(job_id), f"reading job {job_id}", budget_s)
         if final is None:
             raise JobTimeoutError(f"job {job_id} ended without a stored result")
         return final
@@ -278,6 +298,11 @@ class JobClient:
             return False
         pipe = self.redis.pipeline()
         pipe.set(keys.job_key(job_id, "cancel"), "1", ex=7 * 24 * 3600)
+        # At once, before any worker notices: the state says the job is stopping; finalize says when it stopped.
+        # A job that ended meanwhile keeps its final state.
+        pipe.eval(
+            _SET_CANCELLING, 1, keys.job_key(job_id, "status"), JobState.CANCELLING.value, time.time(), *_FINAL_STATES
+        )
         event = JobEvent(type=EventType.CANCEL_REQUESTED, job_id=job_id, at=time.time(), steps_total=status.steps_total)
         pipe.xadd(keys.job_key(job_id, "events"), {"event": event.model_dump_json()})
         pipe.execute()

@@ -33,3 +33,5 @@ class ProducerSettings(BaseSettings):
     )
     intake_block_s: float = Field(default=1.0, description="Longest blocking read on the intake stream")
     intake_status_ttl_s: int = Field(default=7 * 24 * 3600, description="How long a submission's outcome is kept")
+    redis_reconnect_budget_s: float = 120.0
+    """How long `wait`, `follow` and `btq watch` keep reconnecting to an unreachable Redis before failing."""

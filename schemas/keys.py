@@ -43,6 +43,24 @@ JOBS_INDEX = f"{PREFIX}:jobs"
 """Sorted set of job ids scored by submission time."""
 
 
+RUNNING_STEPS = f"{PREFIX}:running"
+"""Sorted set of the next step each unfinished job waits for, as `<job_id>:<index>` (index = steps + 1 is
+its finalize), scored by the last sign of life: submission, the previous step's record, or the running
+step's lease renewal. The sweeper scans it for steps whose lease lapsed (see `running_member`)."""
+
+
+def running_member(job_id: str, index: int) -> str:
+    """Return the member of `RUNNING_STEPS` for step `index` of `job_id`."""
+    return f"{job_id}:{index}"
+
+
+def parse_running_member(member: bytes | str) -> tuple[str, int] | None:
+    """Return `(job_id, index)` of a `RUNNING_STEPS` member, or None if it is malformed."""
+    text = member.decode() if isinstance(member, bytes) else member
+    job_id, _, index = text.rpartition(":")
+    return (job_id, int(index)) if job_id and index.isdigit() else None
+
+
 def job_key(job_id: str, part: str) -> str:
     """Return the key of one part (spec, status, result, events, cancel...) of a job."""
     return f"{PREFIX}:job:{job_id}:{part}"
@@ -61,6 +79,21 @@ def attempts_key(job_id: str, index: int) -> str:
 def lease_key(job_id: str, index: int) -> str:
     """Return the key of the lease held by the worker running step `index`."""
     return f"{PREFIX}:job:{job_id}:lease:{index}"
+
+
+def sweep_key(job_id: str, index: int, attempt: int) -> str:
+    """Return the claim a sweeper takes (SET NX) before re-driving step `index` after delivery `attempt`."""
+    return f"{PREFIX}:job:{job_id}:sweep:{index}:{attempt}"
+
+
+def redrives_key(job_id: str, index: int) -> str:
+    """Return the counter of re-drives of step `index` (the watchdog fails a job that keeps stalling)."""
+    return f"{PREFIX}:job:{job_id}:redrives:{index}"
+
+
+def emitted_key(job_id: str, index: int) -> str:
+    """Return the marker set, atomically with the event, once step `index`'s outcome event was emitted."""
+    return f"{PREFIX}:job:{job_id}:emitted:{index}"
 
 
 def evaluation_key(job_id: str, request_id: str) -> str:
@@ -103,8 +136,13 @@ def held_out_key(job_id: str) -> str:
 
 def job_keys(job_id: str, steps: int) -> list[str]:
     """Return every key a job with `steps` strategy steps may own (for expiry and cleanup)."""
-    parts = ["spec", "status", "result", "events", "cancel", "held_out"]
+    parts = ["spec", "status", "result", "events", "cancel", "held_out", "emitted:result"]
     keys = [job_key(job_id, p) for p in parts]
-    for index in range(steps + 1):
-        keys += [step_key(job_id, index), attempts_key(job_id, index)]
+    for index in range(steps + 2):  # steps + 1 is the finalize, re-driven like a step
+        keys += [
+            step_key(job_id, index),
+            attempts_key(job_id, index),
+            emitted_key(job_id, index),
+            redrives_key(job_id, index),
+        ]
     return keys

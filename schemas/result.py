@@ -55,6 +55,8 @@ class JobState(StrEnum):
 
     QUEUED = "queued"
     RUNNING = "running"
+    CANCELLING = "cancelling"
+    """A cancel was requested; running steps are being interrupted, the result follows."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -95,6 +95,10 @@ def lm_for(name: str, resources: WorkerResources | None = None) -> dspy.BaseLM:
         return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=120)
     if name == "t.counted":
         return simulated_lm("sim/t-counted", task="arith", artifacts=artifacts, cache=True, engine_class=CountingEngine)
+    if name == "t.sim_crawl":  # an optimizer compile of minutes, for cancel tests
+        return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=300)
+    if name == "t.sim_longft":  # a fine-tune of ten minutes, for cancel tests
+        return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, finetune_s=600)
     if name == "t.sim_fixed":
         lm = simulated_lm("sim/t-fixed", task="arith", finetunable=False)
         assert isinstance(lm.provider, Provider)
@@ -117,6 +121,6 @@ def register(registry: Registry) -> None:
     for metric_name, metric in METRICS.items():
         registry.metric(metric_name, metric)
     registry.dataset("t.arith", splits)
-    for name in ("t.sim", "t.sim_slow", "t.sim_slower", "t.counted", "t.sim_fixed"):
+    for name in ("t.sim", "t.sim_slow", "t.sim_slower", "t.counted", "t.sim_fixed", "t.sim_crawl", "t.sim_longft"):
         registry.lm(name, lambda resources, name=name: lm_for(name, resources))
     registry.optimizer(FailingOptimizer)

@@ -10,13 +10,19 @@ from dspy.clients.base_lm import GLOBAL_HISTORY
 from kombu.entity import Exchange, Queue
 
 from schemas import keys
+from schemas.exceptions import RetryableStepError
+from schemas.result import JobResult, StepRecord
+from worker import sweeper
 from worker.broker import broker_conf
 from worker.escaped import record_failed_result, record_failed_step
 from worker.events import worker_name
 from worker.fleet import Heartbeat
+from worker.guards import MessageGuard, drop
 from worker.presence import connect_presence, job_queue
 from worker.redaction import install_log_redaction
+from worker.redrive import redriver
 from worker.runtime import WorkerRuntime
+from worker.service import StepService
 from worker.settings import WorkerSettings
 
 
@@ -81,11 +87,19 @@ def create_app(settings: WorkerSettings) -> Celery:
         slots = int(getattr(getattr(sender, "controller", None), "concurrency", None) or 1)
         beats.append(Heartbeat(settings.redis_url, name, slots, settings.heartbeat_interval_s))
         beats[-1].start()
+        # Recovery of steps whose worker died, driven by step leases (see worker/sweeper.py).
+        sweeper_redis = runtime.sweeper_redis()
+        lost_steps = sweeper.Sweeper(sweeper_redis, settings, redriver(app, settings.queue, sweeper_redis), name)
+        stops.append(sweeper.start(lost_steps, settings.sweep_interval_s))
+
+    stops: list[Any] = []
 
     @worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
     def _leave(**_: Any) -> None:
         for beat in beats:
             beat.stop()
+        for stop in stops:
+            stop.set()
 
     connect_presence(app, runtime)
 
@@ -104,19 +118,26 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
 
     @app.task(name=keys.TASK_STEP, bind=True)  # type: ignore[untyped-decorator]
     def step(self: Any, job_id: str, index: int) -> dict[str, Any]:
-        try:
-            record = runtime.service(_worker(self)).run(job_id, index)
-        except Exception as exc:  # a bug: raising would stop the chain and strand the job
-            record = record_failed_step(runtime.settings, job_id, index, _worker(self), exc)
+        service = runtime.service(_worker(self))
+        guard = MessageGuard(service.store)
+        reason = guard.step(job_id, index)
+        if reason is not None:
+            self.request.chain = None  # a dropped message continues no chain
+            return drop(keys.TASK_STEP, (job_id, index), reason)
+        record = _run_step(runtime, service, job_id, index, _worker(self))
+        if guard.chain_moved_on(job_id, index):
+            self.request.chain = None  # a duplicate delivery: the rest of the chain is already on its way
         return {"job_id": job_id, "index": index, "outcome": record.outcome.value}
 
     @app.task(name=keys.TASK_FINALIZE, bind=True)  # type: ignore[untyped-decorator]
     def finalize(self: Any, job_id: str) -> dict[str, Any]:
-        try:
-            result = runtime.service(_worker(self)).finalize(job_id)
-        except Exception as exc:  # a bug: the job must still end
-            result = record_failed_result(runtime.settings, job_id, _worker(self), exc)
-        return {"job_id": job_id, "state": result.state.value}
+        service = runtime.service(_worker(self))
+        reason = MessageGuard(service.store).finalize(job_id)
+        if reason is not None:
+            if isinstance(job_id, str) and service.store.has_spec(job_id) and service.store.has_result(job_id):
+                service.emit_stored_result(job_id)  # a finalize that died between result and event
+            return drop(keys.TASK_FINALIZE, (job_id,), reason)
+        return {"job_id": job_id, "state": _finalize(runtime, service, job_id, _worker(self)).state.value}
 
     @app.task(name=keys.TASK_SHARD, bind=True)  # type: ignore[untyped-decorator]
     def shard(self: Any, job_id: str, eval_id: str) -> dict[str, Any]:
@@ -129,6 +150,24 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
     def evaluate(self: Any, job_id: str, request_id: str, dataset: str, split: str) -> dict[str, Any]:
         report = runtime.service(_worker(self)).evaluate(job_id, request_id, dataset, split)
         return {"job_id": job_id, "ok": report.error is None}
+
+
+def _run_step(runtime: WorkerRuntime, service: StepService, job_id: str, index: int, worker: str) -> StepRecord:
+    """Run one step; a bug escaping it becomes a recorded failure, so the job still ends."""
+    try:
+        return service.run(job_id, index)
+    except RetryableStepError:
+        raise  # Redis went away under the step: no record; the sweeper re-drives it once Redis is back
+    except Exception as exc:  # a bug: raising would stop the chain and strand the job
+        return record_failed_step(runtime.settings, job_id, index, worker, exc)
+
+
+def _finalize(runtime: WorkerRuntime, service: StepService, job_id: str, worker: str) -> JobResult:
+    """Rank and store the result; a bug escaping it becomes a failed result, so the job still ends."""
+    try:
+        return service.finalize(job_id)
+    except Exception as exc:  # a bug: the job must still end
+        return record_failed_result(runtime.settings, job_id, worker, exc)
 
 
 def _worker(task: Any) -> str:

@@ -10,6 +10,16 @@ import redis
 from schemas import keys
 from schemas.events import EventType, JobEvent
 
+# The event and its emitted-marker in one atomic step: whoever finds a stored record without the marker
+# emits its event, so a crash between storing a record and emitting its event loses no event, and a
+# second finder adds no duplicate.
+_EMIT_ONCE = """
+if not redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return 0 end
+redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[1])
+redis.call('xadd', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
+return 1
+"""
+
 
 def worker_name() -> str:
     """Return this process's name in events: host and pid."""
@@ -38,3 +48,21 @@ class EventEmitter:
         pipe.xadd(keys.GLOBAL_EVENTS, payload, maxlen=self.global_maxlen, approximate=True)  # type: ignore[arg-type]
         pipe.execute()
         return event
+
+    def emit_once(
+        self, marker: str, marker_ttl_s: int, event_type: EventType, job_id: str, steps_total: int, **fields: Any
+    ) -> bool:
+        """Emit one event unless `marker` says it was emitted already; return whether this call emitted it."""
+        event = JobEvent(type=event_type, job_id=job_id, at=time.time(), steps_total=steps_total, **fields)
+        emitted = self.redis.eval(
+            _EMIT_ONCE,
+            3,
+            marker,
+            keys.job_key(job_id, "events"),
+            keys.GLOBAL_EVENTS,
+            event.model_dump_json(),
+            self.job_maxlen,
+            self.global_maxlen,
+            marker_ttl_s,
+        )
+        return bool(emitted)

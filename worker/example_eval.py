@@ -15,6 +15,7 @@ import redis
 from dspy.utils.parallelizer import ParallelExecutor
 
 from schemas.exceptions import BtqError, RetryableStepError
+from worker.infra import report_failure
 
 EXECUTOR_ABORT_MESSAGE = "Execution cancelled due to errors or interruption."
 """What dspy's ParallelExecutor raises once errors reach max_errors (raised again when shards add up to it)."""
@@ -91,6 +92,7 @@ def score_examples(
     if is_cancelled():
         raise EvaluationCancelled("job cancelled")
     if infrastructure:
+        report_failure(infrastructure[0])  # the step ends retryable, never with this evaluation's score
         raise RetryableStepError(f"infrastructure error while scoring: {infrastructure[0]!r}") from infrastructure[0]
     outcomes = []
     for position, result in enumerate(results):

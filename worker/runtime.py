@@ -61,6 +61,10 @@ class WorkerRuntime:
             assert self._service is not None
             return self._service
 
+    def sweeper_redis(self) -> redis.Redis:
+        """Return a Redis client for the sweeper thread of this (main) worker process."""
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+
     def shard_runner(self, worker: str | None = None) -> ShardRunner:
         """Return this process's shard runner (a fresh one after a fork)."""
         self.service(worker)

@@ -18,6 +18,8 @@ from worker.evaluate_hook import evaluating_with
 from worker.events import EventEmitter
 from worker.example_eval import EvaluationCancelled
 from worker.held_out import score_candidates
+from worker.infra import InfraWatch
+from worker.interrupt import interruptible
 from worker.job_inputs import ResolvedJob
 from worker.lease import StepLease
 from worker.lm_cache import caching_for
@@ -66,19 +68,18 @@ class StepService:
         running the step (its lease renewed) waits for that record instead of running it again.
         """
         spec = self.store.spec(job_id)
-        lease = StepLease(self.store.redis, keys.lease_key(job_id, index), self.settings.step_lease_ttl_s)
+        lease = StepLease(self.store.redis, job_id, index, self.settings.step_lease_ttl_s, self.worker)
         existing = self._wait_for_record_or_lease(job_id, index, lease)
-        if existing is not None:
-            return existing
-        with lease:
-            existing = self.store.step(job_id, index)  # the previous holder may have just finished
-            if existing is not None:
-                return existing
-            record = self._run_leased(spec, job_id, index)
-            stored, won = self.store.put_step(job_id, record)
-        if won:
-            self._emit_outcome(spec, job_id, stored)
-        return stored
+        if existing is None:
+            with lease:
+                existing = self.store.step(job_id, index)  # the previous holder may have just finished
+                if existing is None:
+                    record = self._run_leased(spec, job_id, index)
+                    existing, _ = self.store.put_step(job_id, record)
+        # Emitted from the stored record by whoever finds it without its event: a holder that died
+        # between storing the record and emitting the event loses no event.
+        self._emit_outcome(spec, job_id, existing)
+        return existing
 
     def _wait_for_record_or_lease(self, job_id: str, index: int, lease: StepLease) -> StepRecord | None:
         """Return the step's record if it exists or appears; None once this delivery holds the lease."""
@@ -99,6 +100,8 @@ class StepService:
         if not_run is not None:
             outcome, error = not_run
             return self._record_without_running(spec, index, previous, outcome, attempt, error)
+        if previous is not None:  # its event, if its holder died between storing it and emitting it
+            self._emit_outcome(spec, job_id, previous)
         self._emit_step(EventType.STEP_STARTED, spec, job_id, index, attempt=attempt)
         return self._execute(spec, job_id, index, previous, attempt)
 
@@ -112,20 +115,32 @@ class StepService:
         cancelled = interrupted or (self.store.is_cancelled(job_id) and not complete)
         assert spec.seed is not None  # the producer fixes a concrete seed at submission
         result = build_result(job_id, spec.strategy, spec.seed, records, cancelled)
-        stored, won = self.store.put_result(result, steps)
-        if won:
-            event = _RESULT_EVENTS.get(stored.state.value, EventType.JOB_CANCELLED)
-            self.events.emit(
-                event,
-                job_id,
-                steps,
-                strategy=stored.best.strategy if stored.best else None,
-                score=stored.best.score if stored.best else None,
-                worker=self.worker,
-                error=stored.error,
-                detail={"flag_compilation_error_occurred": stored.flag_compilation_error_occurred},
-            )
+        stored, _ = self.store.put_result(result, steps)
+        for record in records:  # any step event a crash left unemitted comes before the job's
+            self._emit_outcome(spec, job_id, record)
+        self._emit_result(stored, steps)
         return stored
+
+    def emit_stored_result(self, job_id: str) -> None:
+        """Emit the terminal event of a job whose result is stored, unless it was emitted already."""
+        self._emit_result(self.store.result(job_id), len(self.store.spec(job_id).steps()))
+
+    def _emit_result(self, stored: JobResult, steps: int) -> None:
+        """Emit the job's terminal event once, from the stored result (see `run`)."""
+        job_id = stored.job_id
+        event = _RESULT_EVENTS.get(stored.state.value, EventType.JOB_CANCELLED)
+        self.events.emit_once(
+            keys.job_key(job_id, "emitted:result"),
+            self.settings.job_ttl_s,
+            event,
+            job_id,
+            steps,
+            strategy=stored.best.strategy if stored.best else None,
+            score=stored.best.score if stored.best else None,
+            worker=self.worker,
+            error=stored.error,
+            detail={"flag_compilation_error_occurred": stored.flag_compilation_error_occurred},
+        )
 
     def evaluate(self, job_id: str, request_id: str, dataset: str, split: str) -> EvaluationReport:
         """Score the job's candidates on a registered split and push the report to the requester."""
@@ -160,22 +175,25 @@ class StepService:
         return None
 
     def _execute(self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int) -> StepRecord:
-        hooks = StepHooks(is_cancelled=self._cancel_check(job_id), worker=self.worker, attempt=attempt)
+        watch = InfraWatch()
+        hooks = StepHooks(is_cancelled=watch.check(self._cancel_check(job_id)), worker=self.worker, attempt=attempt)
         try:
             job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
             with (
                 reporting_to(self._progress_reporter(spec, job_id, index, attempt)),
                 self._step_context(job, job_id, index, hooks),
+                interruptible(hooks.is_cancelled),
+                watch,
             ):
-                if previous is None:
-                    return run_baseline(job, hooks)
-                return run_step(job, previous, hooks)
+                record = run_baseline(job, hooks) if previous is None else run_step(job, previous, hooks)
         except Exception as exc:  # resolution or baseline errors end the job as a recorded failure
             cancelled = isinstance(exc, EvaluationCancelled) or hooks.is_cancelled()
             outcome = StepOutcome.CANCELLED if cancelled else StepOutcome.FAILED
-            return self._record_without_running(
+            record = self._record_without_running(
                 spec, index, previous, outcome, attempt, None if cancelled else ErrorRecord.from_exception(exc)
             )
+        watch.raise_if_infra_failed(record)  # never a score or a failure caused by Redis being away
+        return record
 
     @contextmanager
     def _step_context(self, job: ResolvedJob, job_id: str, index: int, hooks: StepHooks) -> Iterator[None]:
@@ -229,6 +247,7 @@ class StepService:
             spec,
             job_id,
             record.index,
+            once=keys.emitted_key(job_id, record.index),
             score=record.score,
             duration_s=record.finished_at - record.started_at,
             attempt=record.attempt,
@@ -236,18 +255,20 @@ class StepService:
             detail=detail,
         )
 
-    def _emit_step(self, event_type: EventType, spec: JobSpec, job_id: str, index: int, **fields: Any) -> None:
-        """Emit one event about step `index`, with the fields every step event carries."""
-        self.events.emit(
-            event_type,
-            job_id,
-            len(spec.steps()),
+    def _emit_step(
+        self, event_type: EventType, spec: JobSpec, job_id: str, index: int, once: str | None = None, **fields: Any
+    ) -> None:
+        """Emit one event about step `index`, with the fields every step event carries (once per `once` marker)."""
+        fields.update(
             step_index=index,
             strategy=spec.strategy_prefix(index),
             optimizer_key=spec.steps()[index - 1] if index else None,
             worker=self.worker,
-            **fields,
         )
+        if once is None:
+            self.events.emit(event_type, job_id, len(spec.steps()), **fields)
+        else:
+            self.events.emit_once(once, self.settings.job_ttl_s, event_type, job_id, len(spec.steps()), **fields)
 
     def _progress_reporter(
         self, spec: JobSpec, job_id: str, index: int, attempt: int

@@ -39,7 +39,17 @@ class WorkerSettings(BaseSettings):
     )
     max_deliveries_per_step: int = 3
     step_lease_ttl_s: float = Field(
-        default=30.0, description="A running step's lease; a second delivery waits while it is renewed"
+        default=30.0,
+        description="A running step's lease, renewed every third of it; a step whose lease lapsed (its worker "
+        "died) is re-driven by the sweeper, a delivery finding a dead local holder takes over at once",
+    )
+    sweep_interval_s: float = Field(
+        default=10.0, description="How often the fleet's sweeper looks for lost steps (one worker sweeps at a time)"
+    )
+    job_stall_timeout_s: float = Field(
+        default=900.0,
+        description="A job with no live lease and no sign of life for this long is re-driven (watchdog); "
+        "after max_deliveries_per_step re-drives of the same step it is failed with the reason",
     )
     worker_manifest_ttl_s: float = Field(
         default=30.0, description="A worker's published manifest expires this long after its last heartbeat"

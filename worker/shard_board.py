@@ -56,7 +56,7 @@ class ShardBoard:
 
     def lease(self, shard: int) -> StepLease:
         """Return the (not yet acquired) lease of `shard`."""
-        return StepLease(self.redis, self._key(f"lease:{shard}"), self.lease_ttl_s)
+        return StepLease.on_key(self.redis, self._key(f"lease:{shard}"), self.lease_ttl_s)
 
     def claim_next(self) -> tuple[int, StepLease] | None:
         """Pop queued shards until one has no result and its lease is ours; None when the queue is empty."""

@@ -11,7 +11,6 @@ from a hash of the base model, data and settings and publishing a record of it t
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import dspy
 from dspy.clients.provider import Provider, TrainingJob
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 
+from worker import interrupt
 from worker.artifacts import ArtifactStore, content_name
 from worker.progress import report
 
@@ -83,8 +83,9 @@ class SimulatedEngine:
 
     def complete(self, request: Request) -> Response:
         """Answer one request; the text depends only on the model name and the prompt."""
+        interrupt.raise_if_cancelled()  # the LM call path: a cancel stops an optimizer's compile here
         if self.latency_ms:
-            time.sleep(self.latency_ms / 1000)
+            interrupt.sleep(self.latency_ms / 1000)
         system = (
             request.system
             if isinstance(request.system, str)
@@ -141,10 +142,11 @@ class SimulatedEngine:
 class SimulatedFinetuneProvider(Provider):  # type: ignore[misc]
     """A fine-tunable provider whose fine-tune names a content-addressed model and publishes a record."""
 
-    def __init__(self, artifacts: ArtifactStore | None = None) -> None:
+    def __init__(self, artifacts: ArtifactStore | None = None, finetune_s: float = 0.0) -> None:
         super().__init__()
         self.finetunable = True
         self.artifacts = artifacts
+        self.finetune_s = finetune_s
 
     def finetune(  # type: ignore[override]
         self,
@@ -158,6 +160,8 @@ class SimulatedFinetuneProvider(Provider):  # type: ignore[misc]
         digest = content_name("", model, train_data, train_kwargs or {})[:12]
         name = f"{model}{FINETUNE_MARK}{digest}"
         report(phase="finetune", model=name, examples=len(train_data))
+        # Simulated training time; a cancel ends it before anything is published (nothing partial is kept).
+        interrupt.sleep(self.finetune_s)
         if self.artifacts is not None:
             record = {"base_model": model, "examples": len(train_data), "train_kwargs": train_kwargs or {}}
             self.artifacts.publish_files(name, {"finetune.json": json.dumps(record, default=str).encode()})
@@ -173,12 +177,14 @@ def simulated_lm(
     latency_ms: float = 0.0,
     cache: bool = False,
     engine_class: type[SimulatedEngine] = SimulatedEngine,
+    finetune_s: float = 0.0,
     **engine_kwargs: Any,
 ) -> dspy.LM:
     """Return a `dspy.LM` backed by `SimulatedEngine` (and a simulated fine-tuning provider).
 
-    `cache=True` lets dspy's cache (the fleet's shared LM-call cache, in a worker) answer repeated calls.
+    `cache=True` lets dspy's cache (the fleet's shared LM-call cache, in a worker) answer repeated calls;
+    `finetune_s` is how long a simulated fine-tune trains (interrupted by a cancel).
     """
     engine = engine_class(task=task, latency_ms=latency_ms, **engine_kwargs)
-    provider = SimulatedFinetuneProvider(artifacts) if finetunable else Provider()
+    provider = SimulatedFinetuneProvider(artifacts, finetune_s) if finetunable else Provider()
     return dspy.LM(model, engine=engine, provider=provider, cache=cache)

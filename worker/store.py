@@ -11,6 +11,17 @@ from schemas.exceptions import JobNotFoundError
 from schemas.job import JobSpec
 from schemas.result import EvaluationReport, JobResult, JobState, StepRecord
 
+# Write-once record + the job's frontier moved to the next step + status, in one atomic step: a crash
+# can never leave a record whose job still looks stuck on the step (the sweeper would re-drive it).
+_PUT_STEP = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX') then return 0 end
+redis.call('zrem', KEYS[2], ARGV[2])
+redis.call('zadd', KEYS[2], ARGV[4], ARGV[3])
+if redis.call('hget', KEYS[3], 'state') ~= 'cancelling' then redis.call('hset', KEYS[3], 'state', 'running') end
+redis.call('hset', KEYS[3], 'updated_at', ARGV[4], 'steps_done', ARGV[5])
+return 1
+"""
+
 
 class JobStore:
     """Reads and writes one Redis database. Step records and results are written once (SET NX)."""
@@ -41,8 +52,19 @@ class JobStore:
     def put_step(self, job_id: str, record: StepRecord) -> tuple[StepRecord, bool]:
         """Store `record` unless the step already has one; return the stored record and whether ours won."""
         key = keys.step_key(job_id, record.index)
-        if self.redis.set(key, self.redact(record.model_dump_json()), nx=True):
-            self._touch_status(job_id, steps_done=record.index)
+        won = self.redis.eval(
+            _PUT_STEP,
+            3,
+            key,
+            keys.RUNNING_STEPS,
+            keys.job_key(job_id, "status"),
+            self.redact(record.model_dump_json()),
+            keys.running_member(job_id, record.index),
+            keys.running_member(job_id, record.index + 1),  # index steps + 1 is the finalize
+            time.time(),
+            record.index,
+        )
+        if won:
             return record, True
         existing = self.step(job_id, record.index)
         assert existing is not None  # NX failed, so the key exists
@@ -65,12 +87,13 @@ class JobStore:
         """Record the job's state."""
         self.redis.hset(keys.job_key(job_id, "status"), mapping={"state": state.value, "updated_at": time.time()})
 
-    def _touch_status(self, job_id: str, steps_done: int) -> None:
-        status = keys.job_key(job_id, "status")
-        pipe = self.redis.pipeline()
-        pipe.hset(status, mapping={"state": JobState.RUNNING.value, "updated_at": time.time()})
-        pipe.hset(status, "steps_done", steps_done)
-        pipe.execute()
+    def has_result(self, job_id: str) -> bool:
+        """True once the job's result is stored."""
+        return bool(self.redis.exists(keys.job_key(job_id, "result")))
+
+    def has_spec(self, job_id: str) -> bool:
+        """True while the job's spec is stored (submitted and not expired)."""
+        return bool(self.redis.exists(keys.job_key(job_id, "spec")))
 
     def result(self, job_id: str) -> JobResult:
         """Return the job's stored result (JobNotFoundError while it has none)."""
@@ -97,6 +120,7 @@ class JobStore:
             return decode(JobResult, raw), False
         self.set_state(result.job_id, result.state)
         pipe = self.redis.pipeline()
+        pipe.zrem(keys.RUNNING_STEPS, *[keys.running_member(result.job_id, i) for i in range(steps + 2)])
         for k in keys.job_keys(result.job_id, steps):
             pipe.expire(k, self.job_ttl_s)
         # The index would otherwise grow forever; entries older than the retention have no keys left.

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from dspy.lm15 import OpenAIChatCompat, OpenAIChatLM, Request, Response
 
+from worker import interrupt
+
 if TYPE_CHECKING:
     from worker.local.provider import LlamaCppProvider
 
@@ -64,6 +66,7 @@ class LlamaCppEngine:
 
     def complete(self, request: Request) -> Response:
         """Send `request` to its model's server (started if needed) and return the response."""
+        interrupt.raise_if_cancelled()  # a cancelled job's optimizer stops at its next LM call
         client, routed = self._route(request)
         response = client.complete(routed)
         # History and cost tracking name the LM's model, not the server's alias.

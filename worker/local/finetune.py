@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from worker import interrupt
 from worker.artifacts import ArtifactStore, content_name
 from worker.local.models import (
     BASE_MODELS,
@@ -163,6 +164,8 @@ class Finetuner:
         def watchdog() -> None:
             deadline = time.monotonic() + self.settings.timeout_s
             while not stop.wait(0.2):
+                if interrupt.is_cancelled():  # the job was cancelled: the child is terminated, nothing published
+                    cancelled.set()
                 if cancelled.is_set() or time.monotonic() > deadline:
                     why.append("cancelled" if cancelled.is_set() else f"timed out after {self.settings.timeout_s}s")
                     terminate(process, 5)

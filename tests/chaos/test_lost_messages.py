@@ -1,0 +1,47 @@
+"""The sweeper and the job watchdog: a job whose message was lost is re-driven; a lost manifest comes back."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from producer.client import JobClient
+from producer.settings import ProducerSettings
+from schemas import keys
+from schemas.events import EventType
+from tests.conftest import Fleet, running_fleet, wait_until
+from tests.integration.test_parity import assert_same, spec
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+FAST_SWEEP = {"BTQ_STEP_LEASE_TTL_S": "2", "BTQ_SWEEP_INTERVAL_S": "0.5"}
+
+
+@pytest.fixture(scope="module")
+def sweep_fleet() -> Iterator[Fleet]:
+    with running_fleet(7, "btq-sweep", ["sa"], FAST_SWEEP) as fleet:
+        yield fleet
+
+
+def test_a_job_whose_message_was_lost_is_re_driven_and_finishes_identically(sweep_fleet: Fleet) -> None:
+    # Given a job whose chain went where no worker consumes: its message is as good as lost
+    lost = JobClient(ProducerSettings(redis_url=sweep_fleet.url, queue="btq-nowhere"))
+    job = spec("p -> p", "given", True, 21)
+    job_id = lost.submit(job)
+
+    # When the sweeper finds step 0 without a sign of life and nothing queued, it re-drives the whole chain
+    result = sweep_fleet.client().wait(job_id, timeout_s=60)
+
+    # Then the job ends with the undisturbed result, each step announced once, and leaves the running index
+    assert_same(result, job)
+    events = [e for _, e in lost.events(job_id)]
+    assert [e.step_index for e in events if e.type is EventType.STEP_SUCCEEDED] == [0, 1, 2]
+    assert lost.redis.zscore(keys.RUNNING_STEPS, keys.running_member(job_id, 3)) is None
+    assert lost.redis.llen("btq-nowhere") == 1, "the lost message itself was never consumed"
+
+
+def test_a_manifest_lost_with_redis_data_is_published_again(sweep_fleet: Fleet) -> None:
+    client = sweep_fleet.client()
+    client.redis.delete(keys.MANIFEST)  # what a Redis restarted without persistence looks like
+
+    wait_until(lambda: client.redis.exists(keys.MANIFEST), 10, "the manifest published again")
+    assert client.manifest().programs
