@@ -32,6 +32,7 @@ def _sections() -> dict[str, Section]:
     from bench.events import run_events
     from bench.memory import run_memory
     from bench.onejob import run_onejob
+    from bench.optimizers import run_optimizers
     from bench.overhead import run_overhead
     from bench.scale import run_scale
 
@@ -40,12 +41,13 @@ def _sections() -> dict[str, Section]:
         "scale": run_scale,
         "onejob": run_onejob,
         "cache": run_cache,
+        "optimizers": run_optimizers,
         "events": run_events,
         "memory": run_memory,
     }
 
 
-SECTION_NAMES = ("overhead", "scale", "onejob", "cache", "events", "memory")
+SECTION_NAMES = ("overhead", "scale", "onejob", "cache", "optimizers", "events", "memory")
 
 
 def _quiet_logs() -> None:

@@ -56,6 +56,14 @@ def eval_splits(seed: int = 4242) -> dict[str, list[dspy.Example]]:
     return {"train": examples[:20], "val": examples[20:]}
 
 
+def feedback(
+    gold: dspy.Example, pred: object, trace: object = None, pred_name: object = None, pred_trace: object = None
+) -> dspy.Prediction:
+    """GEPA's five-argument metric: exact match with a textual feedback."""
+    score = float(str(getattr(pred, "answer", "")).strip() == str(gold.answer).strip())
+    return dspy.Prediction(score=score, feedback="correct" if score else f"expected {gold.answer}")
+
+
 def make_lm(latency_ms: float, artifacts: ArtifactStore) -> dspy.BaseLM:
     """Return the simulated LM sleeping `latency_ms` per call, fine-tuning into `artifacts`."""
     return simulated_lm(MODEL, task="arith", artifacts=artifacts, latency_ms=latency_ms)
@@ -81,6 +89,7 @@ def register(registry: Registry) -> None:
         registry.lm(lm_name(latency_ms), _lm_factory(latency_ms))
     registry.dataset(TINY_DATASET, tiny_splits)
     registry.dataset(EVAL_DATASET, eval_splits)
+    registry.metric("bench.feedback", feedback)
     registry.lm(
         COUNTED_LM,
         lambda res: simulated_lm(

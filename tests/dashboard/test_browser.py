@@ -76,7 +76,8 @@ def test_job_page_shows_steps_live_then_the_chart_and_the_candidates_of_btq_resu
         assert [r[4] for r in timeline] == ["succeeded"] * 7
         assert all(r[2].startswith(("wa@", "wb@")) for r in timeline)
         assert driver.find_element(By.ID, "job-state").text == "succeeded"
-        assert "fine-tune" in timeline[2][7] or "finetune" in timeline[2][7]
+        # The fine-tune step ends with its sharded validation score: its last progress is that evaluation.
+        assert "evaluate 5/5" in timeline[2][7]
         screenshot(driver, "job-page-succeeded")
 
         report = client.evaluate(job_id, "t.arith", "test", timeout_s=120)
