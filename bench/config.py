@@ -13,11 +13,12 @@ RESULTS_DIR = ROOT / "bench" / "results"
 REDIS_HOST = os.environ.get("BTQ_BENCH_REDIS", "redis://127.0.0.1:6379")
 """Redis server; the database number is appended per section."""
 
-BENCH_DBS = (10, 11, 12, 13, 14, 15, 0)
-"""The only databases the bench may use or flush: other databases belong to the test suite (or to a
-fleet on the default database 0: run the bench against a Redis of its own, BTQ_BENCH_REDIS)."""
+BENCH_DBS = (10, 11, 12, 13, 14, 15)
+"""The only databases the bench may use or flush: other databases belong to the test suite."""
 
-DB_OVERHEAD, DB_SCALE, DB_EVENTS, DB_MEMORY, DB_ONEJOB, DB_CACHE, DB_RECOVERY = BENCH_DBS
+DB_OVERHEAD, DB_SCALE, DB_EVENTS, DB_MEMORY, DB_ONEJOB, DB_CACHE = BENCH_DBS
+DB_RECOVERY = DB_ONEJOB
+"""Sections run one after another and flush their database before and after: recovery reuses one."""
 """One database per section, so a section's leftover workers or keys can never touch another's."""
 
 LATENCIES_MS = (0, 20, 50)
