@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from schemas import keys
 from schemas.events import EventType
 from tests.conftest import Fleet, wait_until
 from tests.integration.test_crash import run_until_started, slow_job
@@ -85,7 +86,7 @@ def test_redis_restart_mid_step_loses_no_job_and_changes_no_score(aof_redis: Aof
                 fleet.start(name)
             fleet.wait_ready(["ra", "rb"])
             client = fleet.client()
-            wait_until(lambda: client.redis.exists("btq:manifest"), 30, "manifest")
+            wait_until(lambda: client.redis.zcard(keys.WORKERS) >= 2, 30, "both workers' manifests")
             job = slow_job("p -> p -> p")
             job["optimizers"]["p"]["kwargs"]["num_candidate_programs"] = 6
             job_id = client.submit(job)
