@@ -67,7 +67,7 @@ def _run(client: JobClient, counter: redis.Redis, job: dict[str, Any]) -> tuple[
 
 
 def _run_killed(fleet: Fleet, client: JobClient, counter: redis.Redis, job: dict[str, Any]) -> tuple[int, float | None]:
-    """Run `job`, SIGKILL the node running step 1 at 80% of its first evaluation, let it be redelivered."""
+    """Run `job`, SIGKILL the node running step 1 at 80% of its last candidate evaluation, let it be recovered."""
     before = _calls(counter)
     job_id = client.submit(job)
     victim = None
@@ -75,7 +75,8 @@ def _run_killed(fleet: Fleet, client: JobClient, counter: redis.Redis, job: dict
         detail = event.detail or {}
         total, done = detail.get("shards_total"), detail.get("shards_done")
         # The last candidate's evaluation of step 1: bootstrapping and the earlier evaluations are done.
-        late = isinstance(detail.get("evaluation"), int) and int(detail["evaluation"]) >= LATE_EVALUATION
+        seq = detail.get("evaluation")
+        late = isinstance(seq, int) and seq >= LATE_EVALUATION
         evaluating = event.step_index == 1 and detail.get("phase") == "evaluate" and late
         if evaluating and isinstance(total, int) and isinstance(done, int) and total and done >= 0.8 * total:
             victim = (event.worker or "").split("@")[0]

@@ -60,7 +60,7 @@ class EventEmitter:
             marker,
             keys.job_key(job_id, "events"),
             keys.GLOBAL_EVENTS,
-            event.model_dump_json(),
+            self.redact(event.model_dump_json()),
             self.job_maxlen,
             self.global_maxlen,
             marker_ttl_s,

@@ -100,5 +100,5 @@ class WorkerRuntime:
         def resolve(job_id: str) -> ResolvedJob:
             return ResolvedJob.resolve(store.spec(job_id), self.registry, resources, s)
 
-        self._shards = ShardRunner(client, self.sharding_config, resolve, store.is_cancelled, worker)
+        self._shards = ShardRunner(client, self.sharding_config, resolve, store.is_cancelled, worker, store.redact)
         self._pid = os.getpid()

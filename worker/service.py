@@ -212,6 +212,7 @@ class StepService:
                     send_shards=self.sharding.send_shards,
                     is_cancelled=hooks.is_cancelled,
                     timings=hooks.timings,
+                    redact=self.store.redact,
                 )
                 stack.enter_context(evaluating_with(evaluator))
             yield

@@ -7,6 +7,8 @@ over by the step. Results are stored with HSETNX, so each shard (and each exampl
 whatever the number of deliveries; a redelivered step finds the shards its dead holder finished.
 """
 
+from collections.abc import Callable
+
 import redis
 
 from schemas import keys
@@ -18,8 +20,17 @@ from worker.lease import StepLease
 class ShardBoard:
     """Claims, leases and results of one evaluation's shards."""
 
-    def __init__(self, client: redis.Redis, job_id: str, eval_id: str, ttl_s: int, lease_ttl_s: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        job_id: str,
+        eval_id: str,
+        ttl_s: int,
+        lease_ttl_s: float,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.redis = client
+        self.redact = redact or (lambda text: text)  # a provider may echo a worker secret in an error
         self.job_id = job_id
         self.eval_id = eval_id
         self.ttl_s = ttl_s
@@ -78,7 +89,8 @@ class ShardBoard:
 
     def store(self, result: ShardResult) -> bool:
         """Store a shard's result once and wake the waiting step; return whether this one was stored."""
-        stored = bool(self.redis.hsetnx(self._key("results"), str(result.shard), result.model_dump_json()))
+        text = self.redact(result.model_dump_json())
+        stored = bool(self.redis.hsetnx(self._key("results"), str(result.shard), text))
         pipe = self.redis.pipeline()
         pipe.rpush(self._key("notify"), str(result.shard))
         pipe.ltrim(self._key("notify"), -1000, -1)

@@ -42,7 +42,9 @@ class ShardRunner:
         resolve: ResolveJob,
         is_cancelled: Callable[[str], bool],
         worker: str,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
+        self.redact = redact
         self.redis = client
         self.config = config
         self.resolve = resolve
@@ -52,7 +54,7 @@ class ShardRunner:
 
     def work(self, job_id: str, eval_id: str) -> int:
         """Claim and score shards of one evaluation until none is queued; return how many were stored."""
-        board = ShardBoard(self.redis, job_id, eval_id, self.config.ttl_s, self.config.lease_ttl_s)
+        board = ShardBoard(self.redis, job_id, eval_id, self.config.ttl_s, self.config.lease_ttl_s, self.redact)
         request = board.request()
         if request is None or request.job_id != job_id:
             return 0  # finished and expired, or a message naming something that does not exist

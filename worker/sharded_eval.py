@@ -80,7 +80,9 @@ class StepEvaluator:
         send_shards: SendShards,
         is_cancelled: Callable[[], bool],
         timings: dict[str, float] | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
+        self.redact = redact
         self.job = job
         self.timings = timings if timings is not None else {}
         self.job_id = job_id
@@ -121,7 +123,9 @@ class StepEvaluator:
         )
         if request is None:
             return None
-        board = ShardBoard(self.redis, self.job_id, request.eval_id, self.config.ttl_s, self.config.lease_ttl_s)
+        board = ShardBoard(
+            self.redis, self.job_id, request.eval_id, self.config.ttl_s, self.config.lease_ttl_s, self.redact
+        )
         request = board.publish(request)
         helpers = min(len(request.shards) - 1, slots - 1)
         if helpers > 0:
