@@ -11,10 +11,12 @@ import time
 
 import redis
 
+from schemas import keys
 from schemas.errors import ErrorRecord
 from schemas.events import EventType
 from schemas.result import JobResult, JobState, StepOutcome, StepRecord
 from worker.events import EventEmitter
+from worker.redaction import Redactor
 from worker.settings import WorkerSettings
 from worker.store import JobStore
 
@@ -42,7 +44,10 @@ def record_failed_step(settings: WorkerSettings, job_id: str, index: int, worker
     )
     stored, won = store.put_step(job_id, record)
     if won:
-        events.emit(
+        # Once, with the marker the other tasks check: a later task would otherwise announce it again.
+        events.emit_once(
+            keys.emitted_key(job_id, index),
+            settings.job_ttl_s,
             EventType.STEP_FAILED,
             job_id,
             len(spec.steps()),
@@ -75,11 +80,20 @@ def record_failed_result(settings: WorkerSettings, job_id: str, worker: str, exc
     )
     stored, won = store.put_result(result, len(spec.steps()))
     if won:
-        events.emit(EventType.JOB_FAILED, job_id, len(spec.steps()), worker=worker, error=stored.error)
+        events.emit_once(
+            keys.job_key(job_id, "emitted:result"),
+            settings.job_ttl_s,
+            EventType.JOB_FAILED,
+            job_id,
+            len(spec.steps()),
+            worker=worker,
+            error=stored.error,
+        )
     return stored
 
 
 def _open(settings: WorkerSettings) -> tuple[JobStore, EventEmitter]:
     client = redis.Redis.from_url(settings.redis_url)
-    emitter = EventEmitter(client, settings.job_stream_maxlen, settings.global_stream_maxlen)
-    return JobStore(client, settings.job_ttl_s), emitter
+    redact = Redactor.from_settings(settings)  # the error may quote a worker secret
+    emitter = EventEmitter(client, settings.job_stream_maxlen, settings.global_stream_maxlen, redact)
+    return JobStore(client, settings.job_ttl_s, redact), emitter

@@ -84,6 +84,8 @@ def test_every_poison_message_is_dead_lettered_and_the_worker_serves_the_next_jo
     messages = poison(real_envelope(lone_worker))
     for raw in messages.values():
         client.redis.lpush(lone_worker.queue, raw)
+    # Jobs go to the queue of their registry profile: read the poison first, then serve a job.
+    wait_until(lambda: client.redis.llen(lone_worker.queue) == 0, 60, "every poison message read")
 
     job_id = client.submit(spec("p", "given", True, 5))
     result = client.wait(job_id, timeout_s=120)

@@ -50,10 +50,10 @@ def test_a_worker_whose_registry_module_fails_to_import_exits_non_zero_and_takes
 
 
 def test_an_exception_escaping_a_step_is_recorded_and_the_job_still_ends(fleet: Fleet, client: JobClient) -> None:
-    # Given a job whose step 1 will hit a bug outside the optimizer: its delivery counter is corrupt,
-    # so counting the delivery raises inside the task, before the step's own error handling.
+    # Given a job whose step 1 will hit a bug outside the optimizer: its lease key holds the wrong type,
+    # so taking the lease raises inside the task, before the step's own error handling.
     job_id = "escaped" + str(time.time_ns())
-    client.redis.set(keys.attempts_key(job_id, 1), "not-a-number")
+    client.redis.hset(keys.lease_key(job_id, 1), "corrupt", "1")
     # When it runs
     client.submit(spec("p -> p", "given", True, 3), job_id=job_id)
     result = client.wait(job_id, timeout_s=120)
