@@ -90,6 +90,10 @@ class JobSpec(VersionedModel):
     valset_ratio: float = 0.1
     shuffle_trainset_between_steps: bool = True
     optimizer_compile_args: dict[str, dict[str, JsonValue]] | None = None
+    prompt_steps_use_student_lm: bool = False
+    """Not a `compile()` argument: run each optimizer step with the student's current LM (the fine-tuned one
+    after `w`) as `dspy.settings.lm`, so prompt optimizers bootstrap and score with it (as in the paper).
+    Off, the job equals `dspy.BetterTogether`, whose prompt steps after `w` bootstrap with the base LM."""
 
     @field_validator("trainset")
     @classmethod
