@@ -120,6 +120,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(timeout_s=args.timeout, strategy=args.strategy, model=args.model)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run one job per strategy concurrently, score each final program on held-out data, chart them."""
+    from producer.compare_command import run_compare
+
+    return run_compare(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `btq`."""
     parser = argparse.ArgumentParser(prog="btq", description="Distributed dspy.BetterTogether on Celery + Redis")
@@ -168,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local: SmolLM2-135M on llama.cpp, fine-tuned on CPU; simulated: the deterministic LM",
     )
+    from producer.compare_command import add_arguments as add_compare_arguments
+
+    add_compare_arguments(add("compare", cmd_compare))
     return parser
 
 

@@ -57,7 +57,7 @@ def redis_available(url: str) -> Iterator[str]:
     )
     local = f"redis://127.0.0.1:{port}/0"
     try:
-        _wait_for(lambda: _answers(local), 10, "redis-server did not start")
+        wait_for(lambda: _answers(local), 10, "redis-server did not start")
         print(f"started redis-server on port {port}")
         yield local
     finally:
@@ -66,15 +66,15 @@ def redis_available(url: str) -> Iterator[str]:
 
 
 @contextmanager
-def worker_process(url: str, imports: list[str]) -> Iterator[None]:
-    """Run one worker process against `url`, importing registry modules `imports`, during the block."""
+def worker_process(url: str, imports: list[str], concurrency: int = 1) -> Iterator[None]:
+    """Run one worker process (`concurrency` pool processes) against `url`, importing `imports`, in the block."""
     env = {**os.environ, "BTQ_REDIS_URL": url}
     if imports:
         env["BTQ_IMPORTS"] = json.dumps(imports)
     env.setdefault("BTQ_ARTIFACT_DIR", os.path.join(tempfile.gettempdir(), "btq-demo-artifacts"))
     log = tempfile.NamedTemporaryFile(prefix="btq-demo-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
-        worker_argv(loglevel="warning", name=f"demo-{os.getpid()}@%h"),
+        worker_argv(loglevel="warning", name=f"demo-{os.getpid()}@%h", concurrency=concurrency),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -90,7 +90,8 @@ def worker_process(url: str, imports: list[str]) -> Iterator[None]:
             proc.kill()
 
 
-def _wait_for(predicate: Any, timeout_s: float, message: str) -> None:
+def wait_for(predicate: Any, timeout_s: float, message: str) -> None:
+    """Poll `predicate` until it is true; raise JobTimeoutError(`message`) after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -127,7 +128,7 @@ def run_demo(timeout_s: float, strategy: str, model: str) -> int:
                     return client.manifest().published_at >= started
                 return False
 
-            _wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
+            wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
             job_id = client.submit({**demo.spec, "strategy": strategy})
             show_live(client.follow(job_id, timeout_s))
             result = client.result(job_id)
