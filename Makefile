@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-local lint format mypy test test-slow bench demo demo-simulated all
+.PHONY: install install-local lint format mypy test test-slow bench demo demo-simulated compare all
 
 # Idempotent: a stamp file skips pip when pyproject.toml has not changed since the last install.
 install: $(VENV)/.installed
@@ -41,6 +41,10 @@ bench:
 
 demo: install-local
 	$(VENV)/bin/btq demo
+
+# One job per strategy on the real model, run concurrently, scored on held-out data (bench/results/).
+compare: install-local
+	$(VENV)/bin/btq compare
 
 demo-simulated: install
 	$(VENV)/bin/btq demo --model simulated
