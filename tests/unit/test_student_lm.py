@@ -61,3 +61,14 @@ def test_student_lm_is_the_first_predictors_lm_or_the_fallback(with_lm: bool) ->
         student.set_lm(finetuned)
     chosen: Any = student_lm(student, base)
     assert chosen is (finetuned if with_lm else base)
+
+
+def test_the_job_option_defaults_off_and_a_non_boolean_is_refused_naming_the_field() -> None:
+    from pydantic import ValidationError
+
+    from schemas.job import JobSpec
+
+    base = {"program": {"name": "t.qa"}, "lm": "t.sim", "metric": "t.exact", "trainset": [{"question": "q"}]}
+    assert JobSpec.model_validate(base).prompt_steps_use_student_lm is False
+    with pytest.raises(ValidationError, match="prompt_steps_use_student_lm"):
+        JobSpec.model_validate({**base, "prompt_steps_use_student_lm": "sometimes"})
