@@ -15,6 +15,7 @@ from tests.conftest import running_fleet
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
+@pytest.mark.timeout(3600)
 def test_p_w_p_beats_each_one_step_strategy_and_the_baseline_on_the_test_split(local_extra: None) -> None:
     with running_fleet(4, "btq-compare", ["ca", "cb"], {"BTQ_IMPORTS": '["worker.local.registry"]'}) as fleet:
         comparison = run_comparison(fleet.client(), LOCAL.spec, LOCAL.held_out, timeout_s=1800)

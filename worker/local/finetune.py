@@ -84,8 +84,11 @@ class Finetuner:
             FinetuneError: Training or conversion failed, timed out, or was cancelled.
         """
         name = finetune_name(parent, train_data, recipe)
+        if self.store.exists(name):
+            self._report({"event": "cached", "model": name})
+            return name
         with training_lock(self.settings.cache_dir, name):
-            if self.store.exists(name):
+            if self.store.exists(name):  # another worker on this machine trained it while we waited
                 self._report({"event": "cached", "model": name})
                 return name
             return self._train_and_publish(name, parent, train_data, recipe, cancelled)
