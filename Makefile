@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-local lint format mypy test test-slow chaos bench demo demo-simulated dashboard all
+.PHONY: install install-local lint format mypy test test-slow chaos bench demo demo-simulated dashboard compare all
 
 # Idempotent: a stamp file skips pip when pyproject.toml has not changed since the last install.
 install: $(VENV)/.installed
@@ -53,6 +53,10 @@ demo: install-local
 
 dashboard: install
 	$(VENV)/bin/btq dashboard
+
+# One job per strategy on the real model, run concurrently, scored on held-out data (bench/results/).
+compare: install-local
+	$(VENV)/bin/btq compare
 
 demo-simulated: install
 	$(VENV)/bin/btq demo --model simulated

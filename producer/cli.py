@@ -175,6 +175,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(timeout_s=args.timeout, strategy=args.strategy, model=args.model, dashboard_port=port)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run one job per strategy concurrently, score each final program on held-out data, chart them."""
+    from producer.compare_command import run_compare
+
+    return run_compare(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `btq`."""
     parser = argparse.ArgumentParser(prog="btq", description="Distributed dspy.BetterTogether on Celery + Redis")
@@ -237,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--dashboard-port", type=int, default=8750, help="serve the dashboard here during the demo (0: any)")
     d.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard during the demo")
+    from producer.compare_command import add_arguments as add_compare_arguments
+
+    add_compare_arguments(add("compare", cmd_compare))
     return parser
 
 

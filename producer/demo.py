@@ -59,7 +59,7 @@ def redis_available(url: str) -> Iterator[str]:
     )
     local = f"redis://127.0.0.1:{port}/0"
     try:
-        _wait_for(lambda: _answers(local), 10, "redis-server did not start")
+        wait_for(lambda: _answers(local), 10, "redis-server did not start")
         print(f"started redis-server on port {port}")
         yield local
     finally:
@@ -68,8 +68,8 @@ def redis_available(url: str) -> Iterator[str]:
 
 
 @contextmanager
-def worker_process(url: str, imports: list[str]) -> Iterator[Path]:
-    """Run one worker process against `url`, importing registry modules `imports`, during the block.
+def worker_process(url: str, imports: list[str], concurrency: int = 1) -> Iterator[Path]:
+    """Run one worker process (`concurrency` pool processes) against `url`, importing `imports`, in the block.
 
     Yields the path of the worker's log: the caller deletes it after a good run and keeps it otherwise.
     """
@@ -79,7 +79,7 @@ def worker_process(url: str, imports: list[str]) -> Iterator[Path]:
     env.setdefault("BTQ_ARTIFACT_DIR", os.path.join(tempfile.gettempdir(), "btq-demo-artifacts"))
     log = tempfile.NamedTemporaryFile(prefix="btq-demo-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
-        worker_argv(loglevel="warning", name=f"demo-{os.getpid()}@%h"),
+        worker_argv(loglevel="warning", name=f"demo-{os.getpid()}@%h", concurrency=concurrency),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -96,7 +96,8 @@ def worker_process(url: str, imports: list[str]) -> Iterator[Path]:
         log.close()
 
 
-def _wait_for(predicate: Any, timeout_s: float, message: str) -> None:
+def wait_for(predicate: Any, timeout_s: float, message: str) -> None:
+    """Poll `predicate` until it is true; raise JobTimeoutError(`message`) after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -182,7 +183,7 @@ def run_demo(timeout_s: float, strategy: str, model: str, dashboard_port: int | 
                     return client.manifest().published_at >= started
                 return False
 
-            _wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
+            wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
             with dashboard_for(url, dashboard_port) as address:
                 job_id = client.submit({**demo.spec, "strategy": strategy})
                 if address:

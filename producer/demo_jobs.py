@@ -19,8 +19,18 @@ LOCAL = DemoJob(
         "lm": "local.smollm2",
         "metric": "local.iso_exact",
         "optimizers": {
+            # Random search scores each candidate demo set (and the zero-shot program) on the valset with
+            # the model that will run it, so a prompt step cannot pick demos that lower the score on val.
             # No labeled demos: BootstrapFewShot would otherwise rebuild the teacher without its LM.
-            "p": {"optimizer": "BootstrapFewShot", "kwargs": {"max_bootstrapped_demos": 3, "max_labeled_demos": 0}},
+            "p": {
+                "optimizer": "BootstrapFewShotWithRandomSearch",
+                "kwargs": {
+                    "num_candidate_programs": 1,
+                    "max_bootstrapped_demos": 3,
+                    "max_labeled_demos": 0,
+                    "num_threads": 1,
+                },
+            },
             # Without demos: the fine-tuned 135M model does far better on bare prompts than with 3 demos.
             "w": {
                 "optimizer": "BootstrapFinetune",
@@ -31,11 +41,14 @@ LOCAL = DemoJob(
         "trainset": {"dataset": "local.dates", "split": "train"},
         "valset": {"dataset": "local.dates", "split": "val"},
         # Per optimizer: BetterTogether hands a job-level teacher to every optimizer as a list, which
-        # BootstrapFewShot cannot take (dspy raises the same in-process).
+        # BootstrapFewShot cannot take (dspy raises the same in-process). `restrict` skips candidate -2
+        # (labeled demos only), the zero-shot program again when there are no labeled demos.
         "optimizer_compile_args": {
-            "p": {"teacher": {"name": "local.iso_date.teacher"}},
+            "p": {"teacher": {"name": "local.iso_date.teacher"}, "restrict": [-3, -1, 0]},
             "w": {"teacher": {"name": "local.iso_date.teacher"}},
         },
+        # The paper's setting: after `w`, the fine-tuned model scores the demo candidates it will run.
+        "prompt_steps_use_student_lm": True,
         "num_threads": 1,
         "seed": 0,
     },

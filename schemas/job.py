@@ -96,6 +96,11 @@ class JobSpec(VersionedModel):
         description="Use the fleet's shared LM-call cache (a re-run or a redelivered step replays finished calls)",
     )
 
+    prompt_steps_use_student_lm: bool = False
+    """Not a `compile()` argument: run each optimizer step with the student's current LM (the fine-tuned one
+    after `w`) as `dspy.settings.lm`, so prompt optimizers bootstrap and score with it (as in the paper).
+    Off, the job equals `dspy.BetterTogether`, whose prompt steps after `w` bootstrap with the base LM."""
+
     @model_validator(mode="before")
     @classmethod
     def _payload_is_safe(cls, data: Any) -> Any:

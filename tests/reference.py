@@ -4,6 +4,7 @@ Built directly from dspy and the fixture registry (not through the worker's code
 compares the distributed system with dspy itself.
 """
 
+import functools
 import inspect
 import json
 from dataclasses import dataclass
@@ -55,6 +56,24 @@ def _optimizer(cls_name: str, kwargs: dict[str, Any], metric: Any) -> Any:
     return cls(**kwargs)
 
 
+def _with_student_lm_context(optimizer: Any) -> Any:
+    """Make `optimizer.compile` run inside `dspy.context(lm=<the student's first predictor's LM>)`.
+
+    The in-process way to get `prompt_steps_use_student_lm`: BetterTogether calls `optimizer.compile`
+    with the current student; `functools.wraps` keeps the signature BetterTogether filters args by.
+    """
+    original = optimizer.compile
+
+    @functools.wraps(original)
+    def compile(student: Any, **kwargs: Any) -> Any:
+        lm = next((p.lm for p in student.predictors() if p.lm is not None), None)
+        with dspy.context(lm=lm or dspy.settings.lm):
+            return original(student, **kwargs)
+
+    optimizer.compile = compile
+    return optimizer
+
+
 PROGRAMS = {"t.qa": lambda: dspy.Predict("question -> answer"), "t.two": reg.TwoStep, "t.teacher": reg.teacher_program}
 
 
@@ -93,6 +112,8 @@ def run_reference(spec: dict[str, Any]) -> Reference:
         optimizers = {
             k: _optimizer(o["optimizer"], o.get("kwargs", {}), metric) for k, o in spec.get("optimizers", {}).items()
         }
+        if spec.get("prompt_steps_use_student_lm"):
+            optimizers = {k: _with_student_lm_context(o) for k, o in optimizers.items()}
         bt = dspy.BetterTogether(metric=metric, **optimizers)
         out = bt.compile(
             student,

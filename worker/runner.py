@@ -25,6 +25,7 @@ from schemas.result import StepOutcome, StepRecord
 from worker.evaluation import cancellable, evaluate_on_valset
 from worker.job_inputs import ResolvedJob
 from worker.program_state import dump_program
+from worker.student_lm import optimizer_context
 
 
 @dataclass
@@ -160,7 +161,8 @@ def _optimize_and_evaluate(
     }
     accepted = set(inspect.signature(optimizer.compile).parameters)
     compile_start = time.time()
-    student = optimizer.compile(student, **{k: v for k, v in potential.items() if k in accepted})
+    with optimizer_context(job.spec.prompt_steps_use_student_lm, student, job.lm):
+        student = optimizer.compile(student, **{k: v for k, v in potential.items() if k in accepted})
     hooks.timings["optimize_s"] = time.time() - compile_start
     if not all_predictors_have_lms(student):
         # BootstrapFewShotWithRandomSearch resets predictor LMs; BetterTogether restores them.

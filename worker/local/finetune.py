@@ -32,6 +32,7 @@ from worker.local.models import (
 from worker.local.procs import spawn, tail, terminate
 from worker.local.settings import FinetuneSettings, TrainerSettings
 from worker.local.train import ADAPTER_DIR, MODEL_DIR, TrainSpec
+from worker.local.train_lock import training_lock
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,20 @@ class Finetuner:
         if self.store.exists(name):
             self._report({"event": "cached", "model": name})
             return name
+        with training_lock(self.settings.cache_dir, name):
+            if self.store.exists(name):  # another worker on this machine trained it while we waited
+                self._report({"event": "cached", "model": name})
+                return name
+            return self._train_and_publish(name, parent, train_data, recipe, cancelled)
+
+    def _train_and_publish(
+        self,
+        name: str,
+        parent: str,
+        train_data: list[dict[str, Any]],
+        recipe: FinetuneSettings,
+        cancelled: threading.Event | None,
+    ) -> str:
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="finetune-", dir=self.settings.cache_dir))
         try:

@@ -1,0 +1,84 @@
+"""`btq compare` on the simulated LM: one job per strategy, run concurrently, final programs side by side."""
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producer.cli import main
+from producer.client import JobClient
+from producer.compare import BASELINE, DEFAULT_STRATEGIES, print_table, run_comparison, write_results
+from tests.integration.test_parity import spec
+from tests.reference import run_reference
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def comparison(fleet: Any) -> Any:
+    client: JobClient = fleet.client()
+    base = spec("p", "given", True, 4)
+    return run_comparison(client, base, ("t.arith", "test"), timeout_s=300)
+
+
+def test_each_strategy_reports_its_final_program_scores_as_in_process_better_together(comparison: Any) -> None:
+    assert [r.strategy for r in comparison.runs] == list(DEFAULT_STRATEGIES)
+    for run in comparison.runs:
+        assert run.state == "succeeded"
+        assert run.error is None
+        reference = run_reference({**spec("p", "given", True, 4), "strategy": run.strategy})
+        final = next(c for c in reference.candidates if c[0] == run.strategy)
+        assert run.val == final[1]  # the whole strategy's program, not the job's best
+        assert run.test is not None
+        assert run.wall_s > 0 and 0 < run.compute_s <= run.wall_s + 1
+    baseline = run_reference({**spec("p", "given", True, 4)}).candidates
+    assert comparison.baseline_val == next(c[1] for c in baseline if c[0] == "")
+
+
+def test_strategies_that_fine_tune_on_the_same_data_share_the_fine_tuned_model(comparison: Any) -> None:
+    models = {r.strategy: r.models for r in comparison.runs}
+    assert models["w"] == models["w -> p"]
+    assert models["p -> w"] == models["p -> w -> p"]
+    assert models["w"] != models["p -> w"]  # different programs fine-tuned, different content names
+    assert all(m and ":ft-" in m[0] for s, m in models.items() if "w" in s)
+    assert models["p"] == ["sim/t-small"]
+
+
+def test_table_json_and_svg_chart_carry_every_row(comparison: Any, tmp_path: Path) -> None:
+    out = io.StringIO()
+    print_table(comparison, out)
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith(BASELINE)
+    for run, line in zip(comparison.runs, lines[2:], strict=False):
+        assert line.startswith(run.strategy) and f"{run.val:.2f}" in line
+    json_path, svg_path = write_results(comparison, tmp_path, "cmp")
+    data = json.loads(json_path.read_text())
+    assert [r["strategy"] for r in data["runs"]] == list(DEFAULT_STRATEGIES)
+    assert [r["test"] for r in data["runs"]] == [r.test for r in comparison.runs]
+    svg = svg_path.read_text()
+    assert svg.startswith("<svg") and svg.count("<rect") >= 1 + 2 * (len(DEFAULT_STRATEGIES) + 1)
+    for strategy in DEFAULT_STRATEGIES:
+        assert strategy.replace(">", "&gt;") in svg
+
+
+def test_cli_compare_against_a_running_fleet_writes_results(
+    fleet: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(spec("p", "given", True, 6)))
+    monkeypatch.setenv("BTQ_REDIS_URL", fleet.url)
+    monkeypatch.setenv("BTQ_QUEUE", fleet.queue)
+    argv = ["compare", "--spec", str(job), "--held-out", "t.arith:test", "--workers", "0", "--out", str(tmp_path)]
+    assert main([*argv, "--strategies", "p", "w"]) == 0
+    printed = capsys.readouterr().out
+    assert "(baseline)" in printed and "\np " in printed and "\nw " in printed
+    assert len(list(tmp_path.glob("compare-job-*.json"))) == 1
+    assert len(list(tmp_path.glob("compare-job-*.svg"))) == 1
+
+
+def test_cli_compare_refuses_a_malformed_held_out_split(tmp_path: Path) -> None:
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(spec("p", "given", True, 6)))
+    assert main(["compare", "--spec", str(job), "--held-out", "t.arith", "--workers", "0"]) == 2
