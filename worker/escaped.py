@@ -16,6 +16,7 @@ from schemas.errors import ErrorRecord
 from schemas.events import EventType
 from schemas.result import JobResult, JobState, StepOutcome, StepRecord
 from worker.events import EventEmitter
+from worker.records import record_without_running
 from worker.redaction import Redactor
 from worker.settings import WorkerSettings
 from worker.store import JobStore
@@ -29,19 +30,8 @@ def record_failed_step(settings: WorkerSettings, job_id: str, index: int, worker
     store, events = _open(settings)
     spec = store.spec(job_id)
     previous = store.step(job_id, index - 1) if index > 0 else None
-    now = time.time()
-    record = StepRecord(
-        index=index,
-        strategy=spec.strategy_prefix(index),
-        optimizer_key=spec.steps()[index - 1] if index else None,
-        outcome=StepOutcome.FAILED,
-        rng_state=previous.rng_state if previous else [],
-        train_order=previous.train_order if previous else [],
-        worker=worker,
-        started_at=now,
-        finished_at=now,
-        error=ErrorRecord.from_exception(exc),
-    )
+    error = ErrorRecord.from_exception(exc)
+    record = record_without_running(spec, index, previous, StepOutcome.FAILED, worker=worker, attempt=1, error=error)
     stored, won = store.put_step(job_id, record)
     if won:
         # Once, with the marker the other tasks check: a later task would otherwise announce it again.

@@ -25,6 +25,7 @@ from worker.lease import StepLease
 from worker.lm_cache import caching_for
 from worker.progress import reporting_to
 from worker.ranking import build_result
+from worker.records import record_without_running
 from worker.registry import Registry, WorkerResources
 from worker.runner import StepHooks, run_baseline, run_step
 from worker.settings import WorkerSettings
@@ -226,20 +227,7 @@ class StepService:
         attempt: int,
         error: ErrorRecord | None,
     ) -> StepRecord:
-        now = time.time()
-        return StepRecord(
-            index=index,
-            strategy=spec.strategy_prefix(index),
-            optimizer_key=spec.steps()[index - 1] if index else None,
-            outcome=outcome,
-            rng_state=previous.rng_state if previous else [],
-            train_order=previous.train_order if previous else [],
-            worker=self.worker,
-            attempt=attempt,
-            started_at=now,
-            finished_at=now,
-            error=error,
-        )
+        return record_without_running(spec, index, previous, outcome, worker=self.worker, attempt=attempt, error=error)
 
     def _emit_outcome(self, spec: JobSpec, job_id: str, record: StepRecord) -> None:
         detail = {"outcome": record.outcome.value, **{k: round(v, 6) for k, v in record.timings_s.items()}}

@@ -22,7 +22,8 @@ from schemas import keys
 from schemas.codec import decode
 from schemas.errors import ErrorRecord
 from schemas.job import JobSpec
-from schemas.result import StepOutcome, StepRecord
+from schemas.result import StepOutcome
+from worker.records import record_without_running
 from worker.settings import WorkerSettings
 from worker.store import JobStore
 
@@ -133,19 +134,9 @@ class Sweeper:
             f"{self.settings.job_stall_timeout_s:.0f} s without progress"
         )
         log.error("job %s: %s; failing the job", job_id, message)
-        now = time.time()
-        record = StepRecord(
-            index=index,
-            strategy=spec.strategy_prefix(index),
-            optimizer_key=spec.steps()[index - 1] if index else None,
-            outcome=StepOutcome.FAILED,
-            rng_state=previous.rng_state if previous else [],
-            train_order=previous.train_order if previous else [],
-            worker=self.worker,
-            attempt=0,
-            started_at=now,
-            finished_at=now,
-            error=ErrorRecord(type="JobStalledError", message=message),
+        error = ErrorRecord(type="JobStalledError", message=message)
+        record = record_without_running(
+            spec, index, previous, StepOutcome.FAILED, worker=self.worker, attempt=0, error=error
         )
         self.store.put_step(job_id, record)
 
