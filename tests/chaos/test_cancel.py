@@ -34,6 +34,18 @@ def _wait_started(client: JobClient, job_id: str, index: int) -> None:
     raise AssertionError(f"step {index} never started")
 
 
+def _wait_progress(client: JobClient, job_id: str, index: int, phase: str) -> None:
+    """Wait (bounded) for a progress event of `phase` from inside step `index`: the step is in that phase."""
+    for event in client.follow(job_id, timeout_s=120):
+        if (
+            event.type is EventType.STEP_PROGRESS
+            and event.step_index == index
+            and (event.detail or {}).get("phase") == phase
+        ):
+            return
+    raise AssertionError(f"step {index} never reported {phase}")
+
+
 def _cancel_and_time(client: JobClient, job_id: str) -> float:
     cancelled_at = time.monotonic()
     assert client.cancel(job_id)
@@ -51,7 +63,7 @@ def test_cancel_terminates_a_running_finetune_and_publishes_nothing(cancel_fleet
     job_id = client.submit(job)
     _wait_started(client, job_id, 2)
     artifacts_before = set(Path(cancel_fleet.artifact_dir).iterdir())
-    time.sleep(1.0)  # the step is inside its ten-minute fine-tune now
+    _wait_progress(client, job_id, 2, "finetune")  # reported as the ten-minute fine-tune starts
 
     elapsed = _cancel_and_time(client, job_id)
 
@@ -69,7 +81,8 @@ def test_cancel_interrupts_an_optimizer_compile(cancel_fleet: Fleet) -> None:
     job["optimizers"]["p"] = {"optimizer": "BootstrapFewShotWithRandomSearch", "kwargs": {"num_candidate_programs": 20}}
     job_id = client.submit(job)
     _wait_started(client, job_id, 1)
-    time.sleep(1.0)  # inside the compile: 20 candidate programs at 300 ms per LM call take minutes
+    # Inside the compile once it scores its first candidate: 20 of them at 300 ms per LM call take minutes.
+    _wait_progress(client, job_id, 1, "evaluate")
 
     elapsed = _cancel_and_time(client, job_id)
 
