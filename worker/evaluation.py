@@ -1,6 +1,7 @@
 """Validation evaluation, exactly as `BetterTogether._evaluate_on_valset` does it."""
 
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,19 @@ from schemas.exceptions import BtqError
 
 class CancelledDuringEvaluation(BtqError):
     """Raised inside the metric when the job was cancelled; Evaluate counts it as an error."""
+
+
+def polled(check: Callable[[], bool], interval_s: float) -> Callable[[], bool]:
+    """Wrap a cancel check so it asks Redis at most once per `interval_s` (it is called per example)."""
+    last = {"at": 0.0, "value": False}
+
+    def polled_check() -> bool:
+        now = time.monotonic()
+        if not last["value"] and now - last["at"] >= interval_s:
+            last["at"], last["value"] = now, check()
+        return bool(last["value"])
+
+    return polled_check
 
 
 def cancellable(metric: Callable[..., Any], is_cancelled: Callable[[], bool]) -> Callable[..., Any]:

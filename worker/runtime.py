@@ -51,6 +51,7 @@ class WorkerRuntime:
             shards_per_slot=self.settings.shards_per_slot,
             lease_ttl_s=self.settings.shard_lease_ttl_s,
             ttl_s=self.settings.job_ttl_s,
+            cancel_poll_interval_s=self.settings.cancel_poll_interval_s,
         )
 
     def service(self, worker: str | None = None) -> StepService:

@@ -15,6 +15,7 @@ from schemas.events import EventType
 from schemas.job import JobSpec
 from schemas.result import EvaluationReport, JobResult, StepOutcome, StepRecord
 from worker.evaluate_hook import evaluating_with
+from worker.evaluation import polled
 from worker.events import EventEmitter
 from worker.example_eval import EvaluationCancelled
 from worker.held_out import score_candidates
@@ -269,12 +270,4 @@ class StepService:
 
     def _cancel_check(self, job_id: str) -> Callable[[], bool]:
         """Return a cancel check that asks Redis at most once per `cancel_poll_interval_s`."""
-        last = {"at": 0.0, "value": False}
-
-        def check() -> bool:
-            now = time.monotonic()
-            if not last["value"] and now - last["at"] >= self.settings.cancel_poll_interval_s:
-                last["at"], last["value"] = now, self.store.is_cancelled(job_id)
-            return bool(last["value"])
-
-        return check
+        return polled(lambda: self.store.is_cancelled(job_id), self.settings.cancel_poll_interval_s)

@@ -16,7 +16,7 @@ import dspy
 import redis
 
 from schemas.sharding import EvalRequest, ShardResult
-from worker.evaluation import cancellable
+from worker.evaluation import cancellable, polled
 from worker.example_eval import EvaluationCancelled, score_examples
 from worker.job_inputs import ResolvedJob
 from worker.lm_binding import LMBinder
@@ -27,6 +27,9 @@ from worker.shard_board import ShardBoard
 from worker.sharded_eval import ShardingConfig
 
 logger = logging.getLogger(__name__)
+
+_Built = tuple[dspy.Module, Callable[..., Any], dspy.BaseLM, list[dspy.Example], Callable[[], bool]]
+"""What a shard runner rebuilds once per evaluation: program, metric, context LM, examples, cancel check."""
 
 ResolveJob = Callable[[str], ResolvedJob]
 """resolve(job_id): the job's spec resolved with this worker's registry."""
@@ -58,7 +61,7 @@ class ShardRunner:
         request = board.request()
         if request is None or request.job_id != job_id:
             return 0  # finished and expired, or a message naming something that does not exist
-        built: tuple[dspy.Module, Callable[..., Any], dspy.BaseLM, list[dspy.Example]] | None = None
+        built: _Built | None = None
         stored = 0
         while (claim := board.claim_next()) is not None:
             shard, lease = claim
@@ -84,7 +87,7 @@ class ShardRunner:
         self._jobs.move_to_end(job_id)
         return self._jobs[job_id]
 
-    def _build(self, request: EvalRequest) -> tuple[dspy.Module, Callable[..., Any], dspy.BaseLM, list[dspy.Example]]:
+    def _build(self, request: EvalRequest) -> "_Built":
         job = self._job(request.job_id)
         binder = LMBinder(job.lm)
         factory = job.registry.get("programs", request.program)
@@ -99,7 +102,9 @@ class ShardRunner:
             lm.launch()
         if any(p.lm is None for p in program.predictors()):
             context_lm.launch()
-        return program, cancellable(metric, lambda: self.is_cancelled(request.job_id)), context_lm, examples
+        # Asked once per poll interval, not once per example: it is in the metric and between examples.
+        is_cancelled = polled(lambda: self.is_cancelled(request.job_id), self.config.cancel_poll_interval_s)
+        return program, cancellable(metric, is_cancelled), context_lm, examples, is_cancelled
 
     def _score(
         self,
@@ -110,6 +115,7 @@ class ShardRunner:
         metric: Callable[..., Any],
         context_lm: dspy.BaseLM,
         examples: list[dspy.Example],
+        is_cancelled: Callable[[], bool],
     ) -> int:
         started = time.time()
         start, end = request.shards[shard]
@@ -122,7 +128,7 @@ class ShardRunner:
                 num_threads=request.num_threads,
                 max_errors=request.max_errors,
                 provide_traceback=request.provide_traceback,
-                is_cancelled=lambda: self.is_cancelled(request.job_id),
+                is_cancelled=is_cancelled,
             )
         result = ShardResult(
             shard=shard,

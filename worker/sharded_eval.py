@@ -12,7 +12,7 @@ errors reach `max_errors`.
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dspy
@@ -43,6 +43,7 @@ class ShardingConfig:
     lease_ttl_s: float = 10.0
     ttl_s: int = 7 * 24 * 3600
     progress_interval_s: float = 0.5
+    cancel_poll_interval_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,6 @@ class _Progress:
     seq: int
     total: int
     last_at: float = 0.0
-    workers: set[str] = field(default_factory=set)
 
 
 class StepEvaluator:
@@ -94,7 +94,6 @@ class StepEvaluator:
         self.is_cancelled = is_cancelled
         self.planner = ShardPlanner(job, job_id, step_index)
         self.seq = 0
-        self.sharded = 0
 
     def evaluate(
         self,
@@ -130,12 +129,15 @@ class StepEvaluator:
         helpers = min(len(request.shards) - 1, slots - 1)
         if helpers > 0:
             self.send_shards(self.job_id, request.eval_id, helpers)
-        self.sharded += 1
         started = time.perf_counter()
         try:
-            local = self._work(board, request, program, metric, devset)
+            progress = _Progress(seq=self.seq, total=len(request.shards))
+            local = self._work(board, request, program, metric, devset, progress)
             board.finish()
-            return self._combine(board, request, devset, local, evaluate.failure_score)
+            stored = board.results()  # read once: for the last progress event and for the combine
+            workers = {r.worker for r in stored.values()} | ({self.worker} if local else set())
+            self._report(progress, len(request.shards), workers=sorted(workers))
+            return self._combine(request, devset, local, stored, evaluate.failure_score)
         finally:
             # How long the step spent in sharded evaluations: the part of a step more workers shorten.
             self.timings["sharded_evaluation_s"] = self.timings.get("sharded_evaluation_s", 0.0) + (
@@ -150,17 +152,16 @@ class StepEvaluator:
         program: dspy.Module,
         metric: Callable[..., Any],
         devset: list[dspy.Example],
+        progress: _Progress,
     ) -> dict[int, list[Outcome]]:
         """Claim and score shards until every shard has a result; return the ones scored here."""
         local: dict[int, list[Outcome]] = {}
-        progress = _Progress(seq=self.seq, total=len(request.shards))
         while True:
             if self.is_cancelled():
                 raise EvaluationCancelled("job cancelled")
             done = board.done() | set(local)
             self._report(progress, len(done))
             if len(done) == len(request.shards):
-                self._report(progress, len(done), final=True, board=board, local=bool(local))
                 return local
             claim = board.claim_next()
             if claim is None:
@@ -226,14 +227,13 @@ class StepEvaluator:
 
     def _combine(
         self,
-        board: ShardBoard,
         request: EvalRequest,
         devset: list[dspy.Example],
         local: dict[int, list[Outcome]],
+        stored: dict[int, ShardResult],
         failure_score: float,
     ) -> EvaluationResult:
         """Rebuild `Evaluate`'s result in devset order from local and stored shard outcomes."""
-        stored = board.results()
         outcomes: list[Outcome] = []
         for shard in range(len(request.shards)):
             if shard in local:
@@ -256,11 +256,10 @@ class StepEvaluator:
         ncorrect, ntotal = sum(score for *_, score in results), len(devset)
         return EvaluationResult(score=round(100 * ncorrect / ntotal, 2), results=results)
 
-    def _report(
-        self, progress: _Progress, done: int, final: bool = False, board: ShardBoard | None = None, local: bool = False
-    ) -> None:
+    def _report(self, progress: _Progress, done: int, workers: list[str] | None = None) -> None:
+        """Emit shard progress, throttled; the last event (with the workers that scored shards) always."""
         now = time.monotonic()
-        if not final and now - progress.last_at < self.config.progress_interval_s:
+        if workers is None and now - progress.last_at < self.config.progress_interval_s:
             return
         progress.last_at = now
         detail: dict[str, Any] = {
@@ -269,7 +268,6 @@ class StepEvaluator:
             "shards_done": done,
             "shards_total": progress.total,
         }
-        if final and board is not None:
-            workers = {r.worker for r in board.results().values()} | ({self.worker} if local else set())
-            detail["shard_workers"] = sorted(workers)
+        if workers is not None:
+            detail["shard_workers"] = workers
         report(**detail)
