@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	scripts/pip-progress.sh $(PY) --upgrade pip
-	scripts/pip-progress.sh $(PY) -e '.[dev]'
+	scripts/pip-progress.sh $(PY) -e '.[dev,worker]'
 	touch $@
 
 # The real local model (llama.cpp + CPU fine-tuning): torch CPU, llama-cpp-python (built once, ~7 min),
@@ -22,6 +22,7 @@ install-local: install
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	scripts/mypy-tree.sh
 	$(VENV)/bin/mypy
 
 format:

@@ -19,9 +19,9 @@ from bench.jobs import JOB_TIMEOUT_S
 from bench.redis_dbs import db_url, flush
 from bench.registry import COUNTED_LM, EVAL_DATASET, LM_CALLS_KEY
 from bench.report import SectionResult
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from schemas import keys
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.schemas import keys
 
 CRASH_ENV = {"BTQ_VISIBILITY_TIMEOUT_S": "6", "BTQ_UNACKED_RESTORE_INTERVAL_S": "1", "BTQ_STEP_LEASE_TTL_S": "3"}
 

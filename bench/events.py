@@ -22,9 +22,9 @@ from bench.redis_dbs import connect, db_url, flush
 from bench.report import SectionResult
 from bench.stats import percentile, summarize
 from bench.subscriber import payload_id
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from schemas import keys
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.schemas import keys
 
 CHUNKS = 10
 """Jobs are split in this many consecutive groups; p50/p99 per group give the spread of the figure."""

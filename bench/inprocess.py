@@ -17,9 +17,9 @@ import dspy
 
 from bench.jobs import NUM_THREADS, P_KWARGS, SEED, STRATEGY
 from bench.registry import make_lm
-from schemas.result import JobResult
-from worker.artifacts import LocalArtifactStore
-from worker.builtin import arithmetic_splits, exact_match
+from btq.schemas.result import JobResult
+from btq.worker.artifacts import LocalArtifactStore
+from btq.worker.builtin import arithmetic_splits, exact_match
 
 
 @dataclass

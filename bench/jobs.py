@@ -8,11 +8,11 @@ from typing import Any
 import redis
 
 from bench.config import lm_name
-from producer.client import JobClient
-from schemas import keys
-from schemas.codec import decode
-from schemas.events import EventType, JobEvent
-from schemas.result import JobResult, StepRecord
+from btq.producer.client import JobClient
+from btq.schemas import keys
+from btq.schemas.codec import decode
+from btq.schemas.events import EventType, JobEvent
+from btq.schemas.result import JobResult, StepRecord
 
 STRATEGY = "p -> w -> p"
 """The three-step job of the overhead and scale sections."""

@@ -13,8 +13,8 @@ from bench.fleet import rss_kb
 from bench.jobs import tiny_job, wait_all
 from bench.redis_dbs import db_url, flush
 from bench.report import SectionResult
-from producer.client import JobClient
-from producer.settings import ProducerSettings
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
 
 SETTLE_S = 0.2
 """Pause after a batch: the child finishes acking and freeing the last task before RSS is read."""

@@ -11,11 +11,11 @@ from collections.abc import Callable
 import redis
 
 from bench.stats import Summary, summarize
-from schemas.events import EventType
-from schemas.result import StepRecord
-from worker.events import EventEmitter
-from worker.settings import WorkerSettings
-from worker.store import JobStore
+from btq.schemas.events import EventType
+from btq.schemas.result import StepRecord
+from btq.worker.events import EventEmitter
+from btq.worker.settings import WorkerSettings
+from btq.worker.store import JobStore
 
 WARMUP_CALLS = 20
 """Untimed calls first: connection setup and pydantic's first-use costs are not per-step costs."""

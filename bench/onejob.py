@@ -16,9 +16,9 @@ from bench.redis_dbs import db_url, flush
 from bench.registry import EVAL_DATASET
 from bench.report import SectionResult
 from bench.stats import summarize
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from schemas.events import EventType
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.schemas.events import EventType
 
 
 def eval_bound_job(valset: int, latency_ms: int, seed: int = 3) -> dict[str, Any]:

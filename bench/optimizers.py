@@ -14,9 +14,9 @@ from bench.jobs import run_job
 from bench.redis_dbs import db_url, flush
 from bench.registry import EVAL_DATASET
 from bench.report import SectionResult
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from schemas.events import EventType
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.schemas.events import EventType
 
 OPTIMIZERS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "LabeledFewShot": ({"k": 3}, {}),

@@ -19,10 +19,10 @@ from bench.micro import bench_emit, bench_put_step, bench_reads
 from bench.redis_dbs import connect, db_url, flush
 from bench.report import SectionResult
 from bench.stats import Summary, summarize
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from schemas.events import EventType
-from schemas.result import StepRecord
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.schemas.events import EventType
+from btq.schemas.result import StepRecord
 
 STEPS = len(STRATEGY.split(" -> "))
 TASKS = STEPS + 1

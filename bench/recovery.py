@@ -21,10 +21,10 @@ from bench.config import DB_RECOVERY
 from bench.fleet import Fleet, children
 from bench.jobs import three_step_job
 from bench.redis_dbs import db_url, flush
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from schemas import keys
-from schemas.events import EventType
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.schemas import keys
+from btq.schemas.events import EventType
 
 KILL_AFTER_S = 1.0
 """How long into step 1 the kill lands: mid-step, after some LM calls were made."""

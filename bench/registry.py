@@ -13,10 +13,10 @@ import redis
 from dspy.lm15 import Request, Response
 
 from bench.config import LATENCIES_MS, lm_name
-from worker.artifacts import ArtifactStore
-from worker.builtin import arithmetic_splits
-from worker.registry import Registry, WorkerResources
-from worker.simulated import SimulatedEngine, simulated_lm
+from btq.worker.artifacts import ArtifactStore
+from btq.worker.builtin import arithmetic_splits
+from btq.worker.registry import Registry, WorkerResources
+from btq.worker.simulated import SimulatedEngine, simulated_lm
 
 TINY_DATASET = "bench.tiny"
 """A dataset small enough that a job costs a handful of LM calls (events and memory sections)."""

@@ -17,8 +17,8 @@ from bench.jobs import three_step_job, wait_all
 from bench.redis_dbs import db_url, flush
 from bench.report import SectionResult
 from bench.stats import summarize
-from producer.client import JobClient
-from producer.settings import ProducerSettings
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
 
 
 def queue_for(size: int) -> str:

@@ -16,11 +16,11 @@ from typing import Any
 import redis
 
 from bench.redis_dbs import db_url, flush
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from schemas import keys
-from worker.runtime import WorkerRuntime
-from worker.settings import WorkerSettings
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.schemas import keys
+from btq.worker.runtime import WorkerRuntime
+from btq.worker.settings import WorkerSettings
 
 DB_SUBMIT = 13
 QUEUE = "btq-bench-submit-unread"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-GLOBAL_EVENTS = "btq:events"  # schemas.keys.GLOBAL_EVENTS, spelled out to keep this process light
+GLOBAL_EVENTS = "btq:events"  # btq.schemas.keys.GLOBAL_EVENTS, spelled out to keep this process light
 TERMINAL = {"job.succeeded", "job.failed", "job.cancelled"}
 
 

@@ -6,13 +6,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from producer.client import JobClient
-from producer.liveness import live_workers
-from producer.render import result_table, show_live
-from producer.settings import ProducerSettings
-from producer.worker_command import worker_argv
-from schemas.exceptions import BtqError, FleetUnavailableError, JobNotFoundError, JobValidationError
-from schemas.export import EXPORTED, json_schema_text
+from btq.producer.client import JobClient
+from btq.producer.liveness import live_workers
+from btq.producer.render import result_table, show_live
+from btq.producer.settings import ProducerSettings
+from btq.producer.worker_command import worker_argv, worker_extra_missing
+from btq.schemas.exceptions import BtqError, FleetUnavailableError, JobNotFoundError, JobValidationError
+from btq.schemas.export import EXPORTED, json_schema_text
 
 
 def _client() -> JobClient:
@@ -21,6 +21,9 @@ def _client() -> JobClient:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Replace this process with a Celery worker for the btq tasks (settings from BTQ_ env)."""
+    if missing := worker_extra_missing():
+        print(missing, file=sys.stderr)
+        return 2
     argv = worker_argv(
         queue=ProducerSettings().queue,
         concurrency=args.concurrency,
@@ -125,14 +128,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_intake(args: argparse.Namespace) -> int:
     """Serve the intake stream: submissions from services in any language (runs until stopped)."""
-    from producer.intake import run_intake
+    from btq.producer.intake import run_intake
 
     return run_intake(_client())
 
 
 def cmd_workers(args: argparse.Namespace) -> int:
     """List the live workers, what each registered and what each is running."""
-    from producer.workers import print_workers
+    from btq.producer.workers import print_workers
 
     print_workers(_client().fleet.workers(with_running=True), sys.stdout, as_json=args.json)
     return 0
@@ -140,15 +143,15 @@ def cmd_workers(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     """List jobs newest first (`--state` filters; `--json` for JSON)."""
-    from producer.jobs_table import print_jobs
+    from btq.producer.jobs_table import print_jobs
 
     return print_jobs(_client().redis, state=args.state, limit=args.limit, as_json=args.json)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Serve the web dashboard (jobs, live job timelines, workers) until interrupted."""
-    from producer.dashboard.server import serve
-    from producer.dashboard.settings import DashboardSettings
+    from btq.producer.dashboard.server import serve
+    from btq.producer.dashboard.settings import DashboardSettings
 
     settings = DashboardSettings()
     update = {k: v for k, v in {"dashboard_host": args.host, "dashboard_port": args.port}.items() if v is not None}
@@ -169,7 +172,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the embedded demo job end to end (starts Redis and a worker when needed)."""
-    from producer.demo import run_demo
+    from btq.producer.demo import run_demo
 
     port = None if args.no_dashboard else args.dashboard_port
     return run_demo(timeout_s=args.timeout, strategy=args.strategy, model=args.model, dashboard_port=port)
@@ -177,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run one job per strategy concurrently, score each final program on held-out data, chart them."""
-    from producer.compare_command import run_compare
+    from btq.producer.compare_command import run_compare
 
     return run_compare(args)
 
@@ -244,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--dashboard-port", type=int, default=8750, help="serve the dashboard here during the demo (0: any)")
     d.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard during the demo")
-    from producer.compare_command import add_arguments as add_compare_arguments
+    from btq.producer.compare_command import add_arguments as add_compare_arguments
 
     add_compare_arguments(add("compare", cmd_compare))
     return parser

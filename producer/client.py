@@ -15,18 +15,18 @@ from celery import Celery, chain
 from kombu.entity import Exchange, Queue
 from pydantic import JsonValue
 
-from producer.fleet import FleetView
-from producer.reconnect import INFRA_ERRORS, Backoff, with_reconnect
-from producer.settings import ProducerSettings
-from producer.validation import parse_spec
-from schemas import keys
-from schemas.broker import is_amqp, queue_arguments
-from schemas.codec import decode
-from schemas.events import EventType, JobEvent
-from schemas.exceptions import JobExistsError, JobNotFoundError, JobTimeoutError, JobValidationError
-from schemas.job import JobSpec
-from schemas.manifest import RegistryManifest
-from schemas.result import EvaluationReport, JobResult, JobState, JobStatus
+from btq.producer.fleet import FleetView
+from btq.producer.reconnect import INFRA_ERRORS, Backoff, with_reconnect
+from btq.producer.settings import ProducerSettings
+from btq.producer.validation import parse_spec
+from btq.schemas import keys
+from btq.schemas.broker import is_amqp, queue_arguments
+from btq.schemas.codec import decode
+from btq.schemas.events import EventType, JobEvent
+from btq.schemas.exceptions import JobExistsError, JobNotFoundError, JobTimeoutError, JobValidationError
+from btq.schemas.job import JobSpec
+from btq.schemas.manifest import RegistryManifest
+from btq.schemas.result import EvaluationReport, JobResult, JobState, JobStatus
 
 Cursor = str
 """A Redis Stream entry id; '0-0' replays from the start, '$' means only new events."""

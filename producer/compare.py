@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from producer.chart import bar_chart_svg
-from producer.client import JobClient
-from schemas.events import EventType
-from schemas.result import Candidate, JobResult
+from btq.producer.chart import bar_chart_svg
+from btq.producer.client import JobClient
+from btq.schemas.events import EventType
+from btq.schemas.result import Candidate, JobResult
 
 DEFAULT_STRATEGIES = ("p", "w", "p -> w", "w -> p", "p -> w -> p")
 """Each one-step strategy, each two-step order, and the full BetterTogether default."""

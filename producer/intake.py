@@ -25,13 +25,13 @@ from typing import Any, cast
 
 import redis
 
-from producer.client import JobClient
-from schemas import keys
-from schemas.codec import decode
-from schemas.errors import ErrorRecord
-from schemas.events import EventType, JobEvent
-from schemas.exceptions import JobExistsError, JobValidationError
-from schemas.intake import ENTRY_FIELDS, SUBMISSION_ID, SubmissionState, SubmissionStatus
+from btq.producer.client import JobClient
+from btq.schemas import keys
+from btq.schemas.codec import decode
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.events import EventType, JobEvent
+from btq.schemas.exceptions import JobExistsError, JobValidationError
+from btq.schemas.intake import ENTRY_FIELDS, SUBMISSION_ID, SubmissionState, SubmissionStatus
 
 log = logging.getLogger(__name__)
 

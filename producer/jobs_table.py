@@ -7,7 +7,7 @@ from typing import TextIO
 
 import redis
 
-from producer.dashboard.reader import list_jobs
+from btq.producer.dashboard.reader import list_jobs
 
 
 def _age(seconds: float) -> str:

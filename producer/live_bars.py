@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column
 
-from schemas.events import EventType, JobEvent
+from btq.schemas.events import EventType, JobEvent
 
 _ENDED = {EventType.STEP_SUCCEEDED: "ok", EventType.STEP_FAILED: "FAILED", EventType.STEP_SKIPPED: "skipped"}
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import redis
 
-from schemas.exceptions import BtqError
+from btq.schemas.exceptions import BtqError
 
 T = TypeVar("T")
 log = logging.getLogger("btq.producer")

@@ -7,8 +7,8 @@ from typing import TextIO
 
 from pydantic import JsonValue
 
-from schemas.events import EventType, JobEvent
-from schemas.result import EvaluationReport, JobResult
+from btq.schemas.events import EventType, JobEvent
+from btq.schemas.result import EvaluationReport, JobResult
 
 _MARKS = {
     EventType.STEP_SUCCEEDED: "ok",
@@ -78,7 +78,7 @@ def event_line(event: JobEvent) -> str:
 def show_live(events: Iterable[JobEvent], out: TextIO = sys.stdout) -> None:
     """Show events as they arrive: progress bars on a terminal, short lines on a pipe or file."""
     if out.isatty():
-        from producer.live_bars import show_bars
+        from btq.producer.live_bars import show_bars
 
         show_bars(events, out)
         return

@@ -1,16 +1,16 @@
 """Validation of a job against what the worker fleet registered (its published manifest).
 
 Everything is checked before anything is enqueued; each error names the field. The rules mirror
-dspy.BetterTogether.compile()'s own (in `schemas.job`) plus those only the registry can answer.
+dspy.BetterTogether.compile()'s own (in `btq.schemas.job`) plus those only the registry can answer.
 """
 
 from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.exceptions import JobValidationError
-from schemas.job import REF_MARKERS, DatasetRef, ExampleSource, JobSpec, ProgramRef
-from schemas.manifest import RegistryManifest
+from btq.schemas.exceptions import JobValidationError
+from btq.schemas.job import REF_MARKERS, DatasetRef, ExampleSource, JobSpec, ProgramRef
+from btq.schemas.manifest import RegistryManifest
 
 
 def parse_spec(data: dict[str, Any] | str | bytes) -> JobSpec:

@@ -4,7 +4,7 @@ import json
 import time
 from typing import Any, TextIO
 
-from producer.fleet import LiveWorker
+from btq.producer.fleet import LiveWorker
 
 
 def workers_json(workers: list[LiveWorker]) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.exceptions import DecodeError
+from btq.schemas.exceptions import DecodeError
 
 M = TypeVar("M", bound=BaseModel)
 

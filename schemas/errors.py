@@ -2,7 +2,7 @@
 
 import traceback as tb
 
-from schemas.version import WireModel
+from btq.schemas.version import WireModel
 
 
 class ErrorRecord(WireModel):

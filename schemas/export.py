@@ -5,10 +5,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.events import JobEvent
-from schemas.intake import SubmissionStatus
-from schemas.job import JobSpec
-from schemas.result import JobResult, JobStatus
+from btq.schemas.events import JobEvent
+from btq.schemas.intake import SubmissionStatus
+from btq.schemas.job import JobSpec
+from btq.schemas.result import JobResult, JobStatus
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "job": JobSpec,

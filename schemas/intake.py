@@ -13,7 +13,7 @@ The outcome is written once to the hash `keys.submission_key(submission_id)` (a 
 import re
 from enum import StrEnum
 
-from schemas.version import VersionedModel
+from btq.schemas.version import VersionedModel
 
 SUBMISSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 """What a client-chosen submission id may look like (it becomes part of a Redis key)."""

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
-from schemas.payload import payload_error
-from schemas.secrets import credential_paths
-from schemas.version import VersionedModel, WireModel
+from btq.schemas.payload import payload_error
+from btq.schemas.secrets import credential_paths
+from btq.schemas.version import VersionedModel, WireModel
 
 STRATEGY_SEPARATOR = " -> "
 """The separator dspy.BetterTogether splits strategies on (exactly, spaces included)."""

@@ -5,7 +5,7 @@ import json
 
 from pydantic import Field
 
-from schemas.version import VersionedModel, WireModel
+from btq.schemas.version import VersionedModel, WireModel
 
 
 class OptimizerSignature(WireModel):

@@ -6,8 +6,8 @@ They run on the JSON as sent, so an error names the full dotted path of the offe
 from collections.abc import Iterator
 from typing import Any
 
-from schemas.finite import non_finite_paths
-from schemas.secrets import credential_paths
+from btq.schemas.finite import non_finite_paths
+from btq.schemas.secrets import credential_paths
 
 EXAMPLE_ARGS = frozenset({"trainset", "valset"})
 """Compile args holding examples: data, whose field names are the user's business."""

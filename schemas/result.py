@@ -4,8 +4,8 @@ from enum import StrEnum
 
 from pydantic import Field, JsonValue
 
-from schemas.errors import ErrorRecord
-from schemas.version import VersionedModel, WireModel
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.version import VersionedModel, WireModel
 
 
 class StepOutcome(StrEnum):

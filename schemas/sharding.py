@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from schemas.version import VersionedModel, WireModel
+from btq.schemas.version import VersionedModel, WireModel
 
 ExampleSet = Literal["train", "val"]
 

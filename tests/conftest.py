@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from producer.worker_command import worker_argv
-from schemas import keys
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.producer.worker_command import worker_argv
+from btq.schemas import keys
 from tests.rabbitmq import throwaway_vhost
 from tests.stub_openai import StubOpenAI
 

@@ -10,8 +10,8 @@ from dspy.clients.provider import Provider
 from dspy.lm15 import Request, Response
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from worker.registry import Registry, WorkerResources
-from worker.simulated import SimulatedEngine, simulated_lm
+from btq.worker.registry import Registry, WorkerResources
+from btq.worker.simulated import SimulatedEngine, simulated_lm
 
 LM_CALLS_KEY = "btq-test:lm-calls"
 """Counter of calls the `t.counted` LM answered, in the worker's Redis database."""

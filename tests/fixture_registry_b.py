@@ -2,8 +2,8 @@
 
 import dspy
 
+from btq.worker.registry import Registry
 from tests.fixture_registry import exact, lm_for, splits
-from worker.registry import Registry
 
 
 def register(registry: Registry) -> None:

@@ -25,7 +25,10 @@ def running_intake(fleet: Fleet, claim_idle_s: float = 1.0) -> Iterator[subproce
     with tempfile.TemporaryDirectory(prefix="btq-intake-") as tmp:
         log = Path(tmp) / "intake.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "intake"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+            [sys.executable, "-m", "btq.producer.cli", "intake"],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         try:
             wait_until(lambda: "reading" in log.read_text() or proc.poll() is not None, 30, "the intake to start")

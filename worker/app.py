@@ -9,21 +9,21 @@ from celery.signals import task_postrun, worker_ready, worker_shutdown
 from dspy.clients.base_lm import GLOBAL_HISTORY
 from kombu.entity import Exchange, Queue
 
-from schemas import keys
-from schemas.exceptions import RetryableStepError
-from schemas.result import JobResult, StepRecord
-from worker import sweeper
-from worker.broker import broker_conf
-from worker.escaped import record_failed_result, record_failed_step
-from worker.events import worker_name
-from worker.fleet import Heartbeat
-from worker.guards import MessageGuard, drop
-from worker.presence import connect_presence, job_queue
-from worker.redaction import install_log_redaction
-from worker.redrive import redriver
-from worker.runtime import WorkerRuntime
-from worker.service import StepService
-from worker.settings import WorkerSettings
+from btq.schemas import keys
+from btq.schemas.exceptions import RetryableStepError
+from btq.schemas.result import JobResult, StepRecord
+from btq.worker import sweeper
+from btq.worker.broker import broker_conf
+from btq.worker.escaped import record_failed_result, record_failed_step
+from btq.worker.events import worker_name
+from btq.worker.fleet import Heartbeat
+from btq.worker.guards import MessageGuard, drop
+from btq.worker.presence import connect_presence, job_queue
+from btq.worker.redaction import install_log_redaction
+from btq.worker.redrive import redriver
+from btq.worker.runtime import WorkerRuntime
+from btq.worker.service import StepService
+from btq.worker.settings import WorkerSettings
 
 
 def create_app(settings: WorkerSettings) -> Celery:
@@ -55,7 +55,7 @@ def create_app(settings: WorkerSettings) -> Celery:
         task_soft_time_limit=settings.step_soft_time_limit_s,
         task_time_limit=settings.step_time_limit_s,
         # Our consumer (and, on Redis, our transport) dead-letter unreadable messages instead of dying on them.
-        worker_consumer="worker.consumer:PoisonProofConsumer",
+        worker_consumer="btq.worker.consumer:PoisonProofConsumer",
         **broker,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

@@ -9,9 +9,9 @@ from typing import Any
 
 from kombu.entity import Exchange, Queue
 
-from schemas.broker import is_amqp, queue_arguments
-from worker.settings import WorkerSettings
-from worker.transport import broker_url as redis_transport_url
+from btq.schemas.broker import is_amqp, queue_arguments
+from btq.worker.settings import WorkerSettings
+from btq.worker.transport import broker_url as redis_transport_url
 
 logger = logging.getLogger("btq.broker")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import dspy
 
-from worker.registry import Registry, WorkerResources
-from worker.simulated import simulated_lm
+from btq.worker.registry import Registry, WorkerResources
+from btq.worker.simulated import simulated_lm
 
 
 def arithmetic_splits(seed: int = 20261124) -> dict[str, list[dspy.Example]]:

@@ -15,7 +15,7 @@ from celery import signals
 from celery.worker.consumer import Consumer
 from kombu.message import Message
 
-from worker.dead_letter import DeadLetterBox
+from btq.worker.dead_letter import DeadLetterBox
 
 TaskHandler = Callable[[Message], Any]
 

@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from schemas import keys
+from btq.schemas import keys
 
 logger = logging.getLogger("btq.dead_letter")
 

@@ -11,15 +11,15 @@ import time
 
 import redis
 
-from schemas import keys
-from schemas.errors import ErrorRecord
-from schemas.events import EventType
-from schemas.result import JobResult, JobState, StepOutcome, StepRecord
-from worker.events import EventEmitter
-from worker.records import record_without_running
-from worker.redaction import Redactor
-from worker.settings import WorkerSettings
-from worker.store import JobStore
+from btq.schemas import keys
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.events import EventType
+from btq.schemas.result import JobResult, JobState, StepOutcome, StepRecord
+from btq.worker.events import EventEmitter
+from btq.worker.records import record_without_running
+from btq.worker.redaction import Redactor
+from btq.worker.settings import WorkerSettings
+from btq.worker.store import JobStore
 
 log = logging.getLogger(__name__)
 

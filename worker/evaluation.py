@@ -9,7 +9,7 @@ import dspy
 from dspy.evaluate import Evaluate
 from dspy.teleprompt.utils import eval_candidate_program
 
-from schemas.exceptions import BtqError
+from btq.schemas.exceptions import BtqError
 
 
 class CancelledDuringEvaluation(BtqError):

@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
-from schemas import keys
-from schemas.events import EventType, JobEvent
+from btq.schemas import keys
+from btq.schemas.events import EventType, JobEvent
 
 # The event and its emitted-marker in one atomic step: whoever finds a stored record without the marker
 # emits its event, so a crash between storing a record and emitting its event loses no event, and a

@@ -14,8 +14,8 @@ import dspy
 import redis
 from dspy.utils.parallelizer import ParallelExecutor
 
-from schemas.exceptions import BtqError, RetryableStepError
-from worker.infra import report_failure
+from btq.schemas.exceptions import BtqError, RetryableStepError
+from btq.worker.infra import report_failure
 
 EXECUTOR_ABORT_MESSAGE = "Execution cancelled due to errors or interruption."
 """What dspy's ParallelExecutor raises once errors reach max_errors (raised again when shards add up to it)."""

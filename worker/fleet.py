@@ -12,7 +12,7 @@ import time
 
 import redis
 
-from schemas import keys
+from btq.schemas import keys
 
 logger = logging.getLogger(__name__)
 

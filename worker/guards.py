@@ -8,9 +8,9 @@ fails a check is logged and dropped: a forged or stale message changes nothing.
 
 import logging
 
-from schemas import keys
-from schemas.result import StepOutcome
-from worker.store import JobStore
+from btq.schemas import keys
+from btq.schemas.result import StepOutcome
+from btq.worker.store import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ import random
 import dspy
 from dspy.teleprompt.bootstrap_finetune import launch_lms
 
-from schemas.result import JobResult
-from worker.evaluation import evaluate_on_valset
-from worker.job_inputs import ResolvedJob
+from btq.schemas.result import JobResult
+from btq.worker.evaluation import evaluate_on_valset
+from btq.worker.job_inputs import ResolvedJob
 
 
 def score_candidates(job: ResolvedJob, result: JobResult, dataset: str, split: str) -> dict[str, float | None]:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import redis
 
-from schemas.exceptions import RetryableStepError
-from schemas.result import StepRecord
+from btq.schemas.exceptions import RetryableStepError
+from btq.schemas.result import StepRecord
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from schemas.exceptions import BtqError
+from btq.schemas.exceptions import BtqError
 
 Check = Callable[[], bool]
 

@@ -7,12 +7,12 @@ from typing import Any
 import dspy
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from schemas.job import ExampleSource, JobSpec, ProgramRef
-from worker.lm_binding import LMBinder, build_job_lm
-from worker.optimizers import build_optimizer, resolve_refs
-from worker.program_state import load_program
-from worker.registry import Registry, WorkerResources
-from worker.settings import WorkerSettings
+from btq.schemas.job import ExampleSource, JobSpec, ProgramRef
+from btq.worker.lm_binding import LMBinder, build_job_lm
+from btq.worker.optimizers import build_optimizer, resolve_refs
+from btq.worker.program_state import load_program
+from btq.worker.registry import Registry, WorkerResources
+from btq.worker.settings import WorkerSettings
 
 DEFAULT_OPTIMIZERS = {"p": "BootstrapFewShotWithRandomSearch", "w": "BootstrapFinetune"}
 """What dspy.BetterTogether uses when a job names no optimizers."""

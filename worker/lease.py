@@ -19,7 +19,7 @@ from types import TracebackType
 
 import redis
 
-from schemas import keys
+from btq.schemas import keys
 
 log = logging.getLogger(__name__)
 

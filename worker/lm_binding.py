@@ -10,11 +10,11 @@ from typing import Any
 
 import dspy
 
-from schemas.exceptions import ProgramStateError
-from schemas.job import SECRET_LM_KEYS, LiteLLMSpec
-from schemas.secrets import credential_paths
-from worker.registry import Registry, WorkerResources
-from worker.settings import WorkerSettings
+from btq.schemas.exceptions import ProgramStateError
+from btq.schemas.job import SECRET_LM_KEYS, LiteLLMSpec
+from btq.schemas.secrets import credential_paths
+from btq.worker.registry import Registry, WorkerResources
+from btq.worker.settings import WorkerSettings
 
 _IDENTITY_KEYS = ("_dspy_lm_class", "engine")
 """LM state keys that must equal the job LM's: a message cannot switch LM class or engine."""

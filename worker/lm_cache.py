@@ -24,8 +24,8 @@ import dspy
 import redis
 from dspy.clients.cache import Cache
 
-from schemas import keys
-from worker.job_inputs import ResolvedJob
+from btq.schemas import keys
+from btq.worker.job_inputs import ResolvedJob
 
 logger = logging.getLogger(__name__)
 

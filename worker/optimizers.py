@@ -7,9 +7,9 @@ from typing import Any
 from dspy.teleprompt import BootstrapFewShotWithRandomSearch, BootstrapFinetune
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from schemas.exceptions import RegistryError
-from schemas.job import REF_MARKERS, JobSpec, OptimizerSpec
-from worker.registry import Registry, WorkerResources
+from btq.schemas.exceptions import RegistryError
+from btq.schemas.job import REF_MARKERS, JobSpec, OptimizerSpec
+from btq.worker.registry import Registry, WorkerResources
 
 
 def resolve_refs(value: Any, registry: Registry, resources: WorkerResources) -> Any:

@@ -11,9 +11,9 @@ from typing import Any
 
 import dspy
 
-from schemas.exceptions import BtqError
-from schemas.sharding import ExampleOutcome
-from worker.example_eval import Outcome
+from btq.schemas.exceptions import BtqError
+from btq.schemas.sharding import ExampleOutcome
+from btq.worker.example_eval import Outcome
 
 _PREDICTION = "$prediction"
 

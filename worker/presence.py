@@ -19,9 +19,9 @@ from celery import Celery
 from celery.signals import celeryd_after_setup, task_postrun, task_prerun, worker_ready, worker_shutdown
 from kombu.entity import Exchange, Queue
 
-from schemas import keys
-from schemas.manifest import RegistryManifest
-from worker.runtime import WorkerRuntime
+from btq.schemas import keys
+from btq.schemas.manifest import RegistryManifest
+from btq.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 

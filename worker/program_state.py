@@ -5,8 +5,8 @@ from typing import Any
 
 import dspy
 
-from schemas.exceptions import ProgramStateError
-from worker.lm_binding import LMBinder
+from btq.schemas.exceptions import ProgramStateError
+from btq.worker.lm_binding import LMBinder
 
 
 def dump_program(program: dspy.Module) -> dict[str, Any]:

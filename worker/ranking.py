@@ -2,8 +2,8 @@
 
 import time
 
-from schemas.errors import ErrorRecord
-from schemas.result import Candidate, JobResult, JobState, StepOutcome, StepRecord
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.result import Candidate, JobResult, JobState, StepOutcome, StepRecord
 
 
 def rank(candidates: list[Candidate]) -> list[Candidate]:

@@ -2,9 +2,9 @@
 
 import time
 
-from schemas.errors import ErrorRecord
-from schemas.job import JobSpec
-from schemas.result import StepOutcome, StepRecord
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.job import JobSpec
+from btq.schemas.result import StepOutcome, StepRecord
 
 
 def record_without_running(

@@ -7,9 +7,9 @@ step re-sent alone would end its job there; it is re-sent with every later step 
 import redis
 from celery import Celery, chain
 
-from schemas import keys
-from worker.presence import job_queue
-from worker.sweeper import Redrive
+from btq.schemas import keys
+from btq.worker.presence import job_queue
+from btq.worker.sweeper import Redrive
 
 
 def redriver(app: Celery, default_queue: str, client: redis.Redis) -> Redrive:

@@ -25,9 +25,9 @@ from dspy.teleprompt import (
 )
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from schemas.exceptions import RegistryError
-from schemas.manifest import OptimizerSignature, RegistryManifest
-from worker.artifacts import ArtifactStore
+from btq.schemas.exceptions import RegistryError
+from btq.schemas.manifest import OptimizerSignature, RegistryManifest
+from btq.worker.artifacts import ArtifactStore
 
 BUILTIN_OPTIMIZERS: dict[str, type[Teleprompter]] = {
     cls.__name__: cls
@@ -152,7 +152,7 @@ def optimizer_signature(cls: type[Teleprompter]) -> OptimizerSignature:
 
 def load_registry(modules: list[str]) -> Registry:
     """Build a registry from the built-in demo entries plus each settings-named module's `register`."""
-    from worker import builtin
+    from btq.worker import builtin
 
     registry = Registry()
     builtin.register(registry)

@@ -20,12 +20,12 @@ from dspy.teleprompt.bootstrap_finetune import (
     prepare_teacher,
 )
 
-from schemas.errors import ErrorRecord
-from schemas.result import StepOutcome, StepRecord
-from worker.evaluation import cancellable, evaluate_on_valset
-from worker.job_inputs import ResolvedJob
-from worker.program_state import dump_program
-from worker.student_lm import optimizer_context
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.result import StepOutcome, StepRecord
+from btq.worker.evaluation import cancellable, evaluate_on_valset
+from btq.worker.job_inputs import ResolvedJob
+from btq.worker.program_state import dump_program
+from btq.worker.student_lm import optimizer_context
 
 
 @dataclass

@@ -5,18 +5,18 @@ import threading
 
 import redis
 
-from worker.artifacts import store_from_url
-from worker.events import EventEmitter, worker_name
-from worker.fleet import live_slots
-from worker.job_inputs import ResolvedJob
-from worker.lm_cache import install_cache
-from worker.redaction import Redactor
-from worker.registry import Registry, WorkerResources, load_registry
-from worker.service import StepService
-from worker.settings import WorkerSettings
-from worker.shard_runner import ShardRunner
-from worker.sharded_eval import SendShards, ShardingConfig, ShardingSupport
-from worker.store import JobStore
+from btq.worker.artifacts import store_from_url
+from btq.worker.events import EventEmitter, worker_name
+from btq.worker.fleet import live_slots
+from btq.worker.job_inputs import ResolvedJob
+from btq.worker.lm_cache import install_cache
+from btq.worker.redaction import Redactor
+from btq.worker.registry import Registry, WorkerResources, load_registry
+from btq.worker.service import StepService
+from btq.worker.settings import WorkerSettings
+from btq.worker.shard_runner import ShardRunner
+from btq.worker.sharded_eval import SendShards, ShardingConfig, ShardingSupport
+from btq.worker.store import JobStore
 
 
 class WorkerRuntime:

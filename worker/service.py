@@ -9,29 +9,29 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from schemas import keys
-from schemas.errors import ErrorRecord
-from schemas.events import EventType
-from schemas.job import JobSpec
-from schemas.result import EvaluationReport, JobResult, StepOutcome, StepRecord
-from worker.evaluate_hook import evaluating_with
-from worker.evaluation import polled
-from worker.events import EventEmitter
-from worker.example_eval import EvaluationCancelled
-from worker.held_out import score_candidates
-from worker.infra import InfraWatch
-from worker.interrupt import interruptible
-from worker.job_inputs import ResolvedJob
-from worker.lease import StepLease
-from worker.lm_cache import caching_for
-from worker.progress import reporting_to
-from worker.ranking import build_result
-from worker.records import record_without_running
-from worker.registry import Registry, WorkerResources
-from worker.runner import StepHooks, run_baseline, run_step
-from worker.settings import WorkerSettings
-from worker.sharded_eval import ShardingSupport, StepEvaluator
-from worker.store import JobStore
+from btq.schemas import keys
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.events import EventType
+from btq.schemas.job import JobSpec
+from btq.schemas.result import EvaluationReport, JobResult, StepOutcome, StepRecord
+from btq.worker.evaluate_hook import evaluating_with
+from btq.worker.evaluation import polled
+from btq.worker.events import EventEmitter
+from btq.worker.example_eval import EvaluationCancelled
+from btq.worker.held_out import score_candidates
+from btq.worker.infra import InfraWatch
+from btq.worker.interrupt import interruptible
+from btq.worker.job_inputs import ResolvedJob
+from btq.worker.lease import StepLease
+from btq.worker.lm_cache import caching_for
+from btq.worker.progress import reporting_to
+from btq.worker.ranking import build_result
+from btq.worker.records import record_without_running
+from btq.worker.registry import Registry, WorkerResources
+from btq.worker.runner import StepHooks, run_baseline, run_step
+from btq.worker.settings import WorkerSettings
+from btq.worker.sharded_eval import ShardingSupport, StepEvaluator
+from btq.worker.store import JobStore
 
 _OUTCOME_EVENTS = {
     StepOutcome.SUCCEEDED: EventType.STEP_SUCCEEDED,

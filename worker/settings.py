@@ -3,7 +3,7 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.broker import DEFAULT_CONSUMER_TIMEOUT_S
+from btq.schemas.broker import DEFAULT_CONSUMER_TIMEOUT_S
 
 
 class WorkerSettings(BaseSettings):

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import redis
 
-from schemas import keys
-from schemas.codec import decode
-from schemas.sharding import EvalRequest, ShardResult
-from worker.lease import StepLease
+from btq.schemas import keys
+from btq.schemas.codec import decode
+from btq.schemas.sharding import EvalRequest, ShardResult
+from btq.worker.lease import StepLease
 
 
 class ShardBoard:

@@ -15,11 +15,11 @@ from typing import Any
 
 import dspy
 
-from schemas.exceptions import ProgramStateError
-from schemas.sharding import EvalRequest, ExampleSet
-from worker.job_inputs import ResolvedJob
-from worker.lm_binding import LMBinder
-from worker.program_state import dump_program, load_program
+from btq.schemas.exceptions import ProgramStateError
+from btq.schemas.sharding import EvalRequest, ExampleSet
+from btq.worker.job_inputs import ResolvedJob
+from btq.worker.lm_binding import LMBinder
+from btq.worker.program_state import dump_program, load_program
 
 METRIC_ATTRIBUTE = "__btq_metric__"
 """Set on metric wrappers (cancel checks) to name the registered metric they wrap."""

@@ -15,16 +15,16 @@ from typing import Any
 import dspy
 import redis
 
-from schemas.sharding import EvalRequest, ShardResult
-from worker.evaluation import cancellable, polled
-from worker.example_eval import EvaluationCancelled, score_examples
-from worker.job_inputs import ResolvedJob
-from worker.lm_binding import LMBinder
-from worker.lm_cache import caching_for
-from worker.outcome_codec import encode
-from worker.program_state import load_program
-from worker.shard_board import ShardBoard
-from worker.sharded_eval import ShardingConfig
+from btq.schemas.sharding import EvalRequest, ShardResult
+from btq.worker.evaluation import cancellable, polled
+from btq.worker.example_eval import EvaluationCancelled, score_examples
+from btq.worker.job_inputs import ResolvedJob
+from btq.worker.lm_binding import LMBinder
+from btq.worker.lm_cache import caching_for
+from btq.worker.outcome_codec import encode
+from btq.worker.program_state import load_program
+from btq.worker.shard_board import ShardBoard
+from btq.worker.sharded_eval import ShardingConfig
 
 logger = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ import dspy
 import redis
 from dspy.evaluate.evaluate import Evaluate, EvaluationResult
 
-from schemas.sharding import EvalRequest, ShardResult
-from worker.example_eval import EXECUTOR_ABORT_MESSAGE, EvaluationCancelled, Outcome, score_examples
-from worker.job_inputs import ResolvedJob
-from worker.lease import StepLease
-from worker.outcome_codec import UnencodableOutcome, decode, encode
-from worker.progress import report
-from worker.shard_board import ShardBoard
-from worker.shard_plan import ShardPlanner, shard_bounds
+from btq.schemas.sharding import EvalRequest, ShardResult
+from btq.worker.example_eval import EXECUTOR_ABORT_MESSAGE, EvaluationCancelled, Outcome, score_examples
+from btq.worker.job_inputs import ResolvedJob
+from btq.worker.lease import StepLease
+from btq.worker.outcome_codec import UnencodableOutcome, decode, encode
+from btq.worker.progress import report
+from btq.worker.shard_board import ShardBoard
+from btq.worker.shard_plan import ShardPlanner, shard_bounds
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import dspy
 from dspy.clients.provider import Provider, TrainingJob
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 
-from worker import interrupt
-from worker.artifacts import ArtifactStore, content_name
-from worker.progress import report
+from btq.worker import interrupt
+from btq.worker.artifacts import ArtifactStore, content_name
+from btq.worker.progress import report
 
 FINETUNE_MARK = ":ft-"
 

@@ -5,11 +5,11 @@ from collections.abc import Callable
 
 import redis
 
-from schemas import keys
-from schemas.codec import decode
-from schemas.exceptions import JobNotFoundError
-from schemas.job import JobSpec
-from schemas.result import EvaluationReport, JobResult, JobState, StepRecord
+from btq.schemas import keys
+from btq.schemas.codec import decode
+from btq.schemas.exceptions import JobNotFoundError
+from btq.schemas.job import JobSpec
+from btq.schemas.result import EvaluationReport, JobResult, JobState, StepRecord
 
 # Write-once record + the job's frontier moved to the next step + status, in one atomic step: a crash
 # can never leave a record whose job still looks stuck on the step (the sweeper would re-drive it).

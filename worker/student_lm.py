@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import dspy
 
-from worker.progress import report
+from btq.worker.progress import report
 
 
 def student_lm(student: dspy.Module, fallback: dspy.BaseLM) -> dspy.BaseLM:

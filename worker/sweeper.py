@@ -18,14 +18,14 @@ from typing import cast
 
 import redis
 
-from schemas import keys
-from schemas.codec import decode
-from schemas.errors import ErrorRecord
-from schemas.job import JobSpec
-from schemas.result import StepOutcome
-from worker.records import record_without_running
-from worker.settings import WorkerSettings
-from worker.store import JobStore
+from btq.schemas import keys
+from btq.schemas.codec import decode
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.job import JobSpec
+from btq.schemas.result import StepOutcome
+from btq.worker.records import record_without_running
+from btq.worker.settings import WorkerSettings
+from btq.worker.store import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 kombu's Redis channel decodes each popped entry with `json.loads` and builds a message from it in the
 worker's main process; an entry that is not JSON, not UTF-8, or not a kombu envelope raises there and
 kills the worker (celery#4308, kombu#2421). This channel checks every entry first and moves one it
-cannot read to the dead-letter list (`schemas.keys.DEAD_LETTERS`) with its raw bytes. The entry is
+cannot read to the dead-letter list (`btq.schemas.keys.DEAD_LETTERS`) with its raw bytes. The entry is
 already popped, so nothing comes back to the queue and no other message is touched.
 
 Registered as the kombu transport `btq-redis`; `broker_url()` rewrites a `redis://` URL to use it.
@@ -20,7 +20,7 @@ from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from kombu.utils.objects import cached_property
 
-from worker.dead_letter import DeadLetterBox
+from btq.worker.dead_letter import DeadLetterBox
 
 TRANSPORT_ALIAS = "btq-redis"
 

@@ -17,16 +17,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from producer.client import JobClient
-from producer.dashboard import pages, reader
-from producer.dashboard.auth import TokenAuth
-from producer.dashboard.job_list import JobList
-from producer.dashboard.settings import DashboardSettings
-from producer.dashboard.stream import follow_stream, parse_cursor
-from producer.liveness import live_workers
-from producer.settings import ProducerSettings
-from schemas import keys
-from schemas.exceptions import JobNotFoundError
+from btq.producer.client import JobClient
+from btq.producer.dashboard import pages, reader
+from btq.producer.dashboard.auth import TokenAuth
+from btq.producer.dashboard.job_list import JobList
+from btq.producer.dashboard.settings import DashboardSettings
+from btq.producer.dashboard.stream import follow_stream, parse_cursor
+from btq.producer.liveness import live_workers
+from btq.producer.settings import ProducerSettings
+from btq.schemas import keys
+from btq.schemas.exceptions import JobNotFoundError
 
 
 def _bad_request(message: str) -> JSONResponse:

@@ -10,9 +10,9 @@ from typing import Any, cast
 
 import redis
 
-from schemas import keys
-from schemas.codec import decode
-from schemas.result import JobResult, JobState
+from btq.schemas import keys
+from btq.schemas.codec import decode
+from btq.schemas.result import JobResult, JobState
 
 Json = dict[str, Any]
 

@@ -7,7 +7,7 @@ API would not show; the script builds the page with `textContent`, never with in
 import html
 import json
 
-from producer.dashboard.assets import CSS, SCRIPT
+from btq.producer.dashboard.assets import CSS, SCRIPT
 
 _NAV = '<nav><a href="/">jobs</a> <a href="/workers">workers</a></nav>'
 

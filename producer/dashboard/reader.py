@@ -11,11 +11,11 @@ from typing import Any, cast
 
 import redis
 
-from producer.dashboard.job_list import JobList
-from schemas import keys
-from schemas.codec import decode
-from schemas.events import EventType, JobEvent
-from schemas.result import EvaluationReport, JobResult, StepRecord
+from btq.producer.dashboard.job_list import JobList
+from btq.schemas import keys
+from btq.schemas.codec import decode
+from btq.schemas.events import EventType, JobEvent
+from btq.schemas.result import EvaluationReport, JobResult, StepRecord
 
 Json = dict[str, Any]
 

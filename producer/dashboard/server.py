@@ -12,8 +12,8 @@ from types import FrameType
 
 import uvicorn
 
-from producer.dashboard.app import create_app
-from producer.dashboard.settings import DashboardSettings
+from btq.producer.dashboard.app import create_app
+from btq.producer.dashboard.settings import DashboardSettings
 
 _GRACE_S = 3  # longer than a stream's blocking read (1 s): streams end by themselves within it
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from producer.client import JobClient
-from schemas.events import EventType
-from schemas.result import JobState, StepOutcome
+from btq.producer.client import JobClient
+from btq.schemas.events import EventType
+from btq.schemas.result import JobState, StepOutcome
 from tests.conftest import Fleet, running_fleet, wait_until
 from tests.integration.test_parity import spec
 

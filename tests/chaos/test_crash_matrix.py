@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from producer.client import JobClient
-from schemas import keys
-from schemas.events import EventType
+from btq.producer.client import JobClient
+from btq.schemas import keys
+from btq.schemas.events import EventType
 from tests.conftest import Fleet, running_fleet
 from tests.integration.test_crash import run_until_started, slow_job
 from tests.integration.test_parity import assert_same

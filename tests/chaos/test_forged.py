@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pytest
 from celery import chain
 
-from schemas import keys
-from schemas.events import EventType
+from btq.schemas import keys
+from btq.schemas.events import EventType
 from tests.conftest import Fleet, running_fleet, wait_until
 from tests.integration.test_crash import run_until_started, slow_job
 from tests.integration.test_parity import assert_same

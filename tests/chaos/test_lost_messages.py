@@ -4,10 +4,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from schemas import keys
-from schemas.events import EventType
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.schemas import keys
+from btq.schemas.events import EventType
 from tests.conftest import Fleet, running_fleet, wait_until
 from tests.integration.test_parity import assert_same, spec
 

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from schemas import keys
+from btq.schemas import keys
 from tests.conftest import running_fleet, wait_until
 from tests.integration.test_parity import assert_same, spec
 from tests.integration.test_poison import poison, real_envelope

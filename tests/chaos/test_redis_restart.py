@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from schemas import keys
-from schemas.events import EventType
+from btq.schemas import keys
+from btq.schemas.events import EventType
 from tests.conftest import Fleet, wait_until
 from tests.integration.test_crash import run_until_started, slow_job
 from tests.integration.test_parity import assert_same

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from producer.dashboard.server import serving_in_thread
-from producer.dashboard.settings import DashboardSettings
+from btq.producer.dashboard.server import serving_in_thread
+from btq.producer.dashboard.settings import DashboardSettings
 from tests.conftest import Fleet
 
 

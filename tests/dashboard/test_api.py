@@ -5,11 +5,11 @@ import threading
 import pytest
 import redis
 
-from producer.client import JobClient
-from producer.dashboard import reader
-from producer.dashboard.job_list import JobList
-from schemas import keys
-from schemas.events import EventType
+from btq.producer.client import JobClient
+from btq.producer.dashboard import reader
+from btq.producer.dashboard.job_list import JobList
+from btq.schemas import keys
+from btq.schemas.events import EventType
 from tests.conftest import Fleet, wait_until
 from tests.dashboard.server import dashboard
 from tests.dashboard.sse import Message, read_events

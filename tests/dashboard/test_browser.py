@@ -10,8 +10,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 
-from producer.client import JobClient
-from schemas.events import EventType
+from btq.producer.client import JobClient
+from btq.schemas.events import EventType
 from tests.conftest import ROOT, Fleet, wait_until
 from tests.dashboard.browser import chromium, screenshot
 from tests.dashboard.server import dashboard
@@ -32,7 +32,7 @@ def rows(driver: Any, table: str) -> list[list[str]]:
 def btq_result_json(fleet: Fleet, job_id: str) -> dict[str, Any]:
     env = {**os.environ, "BTQ_REDIS_URL": fleet.url, "BTQ_QUEUE": fleet.queue}
     run = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "result", job_id, "--json"],
+        [sys.executable, "-m", "btq.producer.cli", "result", job_id, "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,

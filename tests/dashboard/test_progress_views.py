@@ -10,8 +10,8 @@ import pytest
 import redis
 from selenium.webdriver.common.by import By
 
-from schemas import keys
-from schemas.events import EventType, JobEvent
+from btq.schemas import keys
+from btq.schemas.events import EventType, JobEvent
 from tests.conftest import redis_url, wait_until
 from tests.dashboard.browser import chromium, screenshot
 from tests.dashboard.server import dashboard

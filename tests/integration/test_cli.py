@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
+from btq.producer.client import JobClient
 from tests.conftest import ROOT, Fleet
 from tests.integration.test_parity import spec
 
@@ -21,7 +21,7 @@ def btq(fleet: Fleet, *args: str, stdin: str | None = None) -> subprocess.Comple
     if fleet.broker_url:
         env["BTQ_BROKER_URL"] = fleet.broker_url
     return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
+        [sys.executable, "-m", "btq.producer.cli", *args],
         cwd=ROOT,
         env=env,
         input=stdin,

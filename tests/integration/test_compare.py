@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from producer.cli import main
-from producer.client import JobClient
-from producer.compare import BASELINE, DEFAULT_STRATEGIES, print_table, run_comparison, write_results
+from btq.producer.cli import main
+from btq.producer.client import JobClient
+from btq.producer.compare import BASELINE, DEFAULT_STRATEGIES, print_table, run_comparison, write_results
 from tests.integration.test_parity import spec
 from tests.reference import run_reference
 

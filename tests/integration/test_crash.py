@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
-from schemas import keys
-from schemas.events import EventType, JobEvent
+from btq.producer.client import JobClient
+from btq.schemas import keys
+from btq.schemas.events import EventType, JobEvent
 from tests.conftest import Fleet, running_fleet
 from tests.integration.test_parity import assert_same, spec
 

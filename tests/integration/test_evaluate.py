@@ -3,8 +3,8 @@
 import dspy
 import pytest
 
-from producer.client import JobClient
-from schemas.exceptions import JobValidationError
+from btq.producer.client import JobClient
+from btq.schemas.exceptions import JobValidationError
 from tests import fixture_registry as reg
 from tests.integration.test_parity import spec
 

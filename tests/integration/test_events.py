@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from producer.client import JobClient
-from schemas.events import EventType, JobEvent
+from btq.producer.client import JobClient
+from btq.schemas.events import EventType, JobEvent
 from tests.integration.test_parity import spec
 
 pytestmark = pytest.mark.integration

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
-from schemas.events import EventType
-from schemas.result import JobState
+from btq.producer.client import JobClient
+from btq.schemas.events import EventType
+from btq.schemas.result import JobState
 from tests.integration.test_parity import P, W, assert_same, spec
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from producer.client import JobClient
-from schemas import keys
-from schemas.exceptions import JobValidationError
+from btq.producer.client import JobClient
+from btq.schemas import keys
+from btq.schemas.exceptions import JobValidationError
 from tests.conftest import ROOT, Fleet, redis_url, wait_until
 from tests.integration.test_parity import spec
 
@@ -95,7 +95,7 @@ def test_a_job_naming_what_no_live_worker_has_is_refused_with_the_names(hetero: 
 def test_btq_workers_lists_each_worker_with_what_it_registered(hetero: Fleet) -> None:
     env = {**os.environ, "BTQ_REDIS_URL": hetero.url, "BTQ_QUEUE": QUEUE, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "workers", "--json"],
+        [sys.executable, "-m", "btq.producer.cli", "workers", "--json"],
         env=env,
         capture_output=True,
         timeout=60,

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
-from producer.intake import job_id_for, submission_status
-from schemas import keys
-from schemas.events import EventType, JobEvent
-from schemas.intake import SubmissionState, SubmissionStatus
+from btq.producer.client import JobClient
+from btq.producer.intake import job_id_for, submission_status
+from btq.schemas import keys
+from btq.schemas.events import EventType, JobEvent
+from btq.schemas.intake import SubmissionState, SubmissionStatus
 from tests.conftest import Fleet, wait_until
 from tests.intake_process import running_intake
 from tests.integration.test_parity import spec

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 import pytest
 import redis
 
-from producer.intake import submission_status
-from schemas import keys
-from schemas.intake import SubmissionState
+from btq.producer.intake import submission_status
+from btq.schemas import keys
+from btq.schemas.intake import SubmissionState
 from tests.conftest import Fleet, wait_until
 from tests.intake_process import running_intake
 from tests.integration.test_parity import spec

@@ -6,11 +6,11 @@ import uuid
 import pytest
 import redis
 
-from producer.client import JobClient
-from producer.intake import RETRY, Intake, job_id_for, submission_status
-from producer.settings import ProducerSettings
-from schemas import keys
-from schemas.intake import SubmissionState
+from btq.producer.client import JobClient
+from btq.producer.intake import RETRY, Intake, job_id_for, submission_status
+from btq.producer.settings import ProducerSettings
+from btq.schemas import keys
+from btq.schemas.intake import SubmissionState
 from tests.conftest import Fleet, redis_url
 from tests.integration.test_parity import spec
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from schemas import keys
+from btq.schemas import keys
+from btq.worker.lease import Holder, StepLease
 from tests.conftest import redis_url
-from worker.lease import Holder, StepLease
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from producer.client import JobClient
+from btq.producer.client import JobClient
 from tests.conftest import STUB_API_KEY
 from tests.stub_openai import StubOpenAI
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import redis
 
-from schemas import keys
+from btq.schemas import keys
 from tests.conftest import Fleet, running_fleet
 from tests.fixture_registry import LM_CALLS_KEY
 from tests.integration.test_parity import assert_same, spec

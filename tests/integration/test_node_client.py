@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from producer.client import JobClient
-from producer.intake import job_id_for
+from btq.producer.client import JobClient
+from btq.producer.intake import job_id_for
 from tests.conftest import ROOT, Fleet
 from tests.intake_process import running_intake
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
+from btq.producer.client import JobClient
 from tests.integration.test_parity import assert_same, spec
 from tests.integration.test_sharding import evaluation_reports
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
-from schemas.result import JobResult
+from btq.producer.client import JobClient
+from btq.schemas.result import JobResult
 from tests.reference import canonical, run_reference
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from schemas import keys
+from btq.schemas import keys
 from tests.conftest import Fleet, running_fleet, wait_until
 from tests.integration.test_parity import spec
 

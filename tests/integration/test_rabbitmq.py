@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from kombu import Connection
 
-from schemas import keys
+from btq.schemas import keys
 from tests.conftest import Fleet, running_fleet, wait_until
 from tests.integration.test_parity import CASES, assert_same, spec
 

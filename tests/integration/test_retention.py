@@ -5,10 +5,10 @@ import time
 import pytest
 import redis
 
-from schemas import keys
+from btq.schemas import keys
+from btq.worker.ranking import build_result
+from btq.worker.store import JobStore
 from tests.conftest import redis_url
-from worker.ranking import build_result
-from worker.store import JobStore
 
 pytestmark = pytest.mark.integration
 

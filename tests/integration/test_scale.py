@@ -2,8 +2,8 @@
 
 import pytest
 
-from producer.client import JobClient
-from schemas.events import EventType
+from btq.producer.client import JobClient
+from btq.schemas.events import EventType
 from tests.integration.test_parity import assert_same, spec
 
 pytestmark = pytest.mark.integration

@@ -4,11 +4,11 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
-from schemas import keys
+from btq.producer.client import JobClient
+from btq.schemas import keys
+from btq.worker.redaction import MASK
 from tests.conftest import STUB_API_KEY, Fleet
 from tests.stub_openai import StubOpenAI
-from worker.redaction import MASK
 
 pytestmark = pytest.mark.integration
 

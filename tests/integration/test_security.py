@@ -3,8 +3,8 @@
 import pytest
 from celery import Celery
 
-from producer.client import JobClient
-from schemas import keys
+from btq.producer.client import JobClient
+from btq.schemas import keys
 from tests.conftest import Fleet
 from tests.integration.test_parity import spec
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
-from producer.settings import ProducerSettings
-from schemas.exceptions import JobValidationError
+from btq.producer.client import JobClient
+from btq.producer.settings import ProducerSettings
+from btq.schemas.exceptions import JobValidationError
 from tests.integration.test_parity import P, spec
 from tests.integration.test_validation import snapshot
 

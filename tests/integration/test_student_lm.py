@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
-from schemas.events import EventType
-from schemas.result import JobResult
+from btq.producer.client import JobClient
+from btq.schemas.events import EventType
+from btq.schemas.result import JobResult
 from tests.integration.test_parity import assert_same, spec
 from tests.reference import run_reference
 

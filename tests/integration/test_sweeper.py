@@ -10,14 +10,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from producer.validation import parse_spec
-from schemas import keys
-from schemas.result import StepOutcome
+from btq.producer.validation import parse_spec
+from btq.schemas import keys
+from btq.schemas.result import StepOutcome
+from btq.worker.settings import WorkerSettings
+from btq.worker.store import JobStore
+from btq.worker.sweeper import Sweeper
 from tests.conftest import redis_url
 from tests.integration.test_parity import spec
-from worker.settings import WorkerSettings
-from worker.store import JobStore
-from worker.sweeper import Sweeper
 
 pytestmark = pytest.mark.integration
 

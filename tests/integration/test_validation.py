@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from producer.client import JobClient
-from schemas.exceptions import JobValidationError
+from btq.producer.client import JobClient
+from btq.schemas.exceptions import JobValidationError
 from tests.integration.test_parity import P, spec
 
 pytestmark = pytest.mark.integration

@@ -7,10 +7,10 @@ import time
 import pytest
 import redis
 
-from producer.client import JobClient, celery_client
-from producer.settings import ProducerSettings
-from schemas import keys
-from schemas.result import StepOutcome, StepRecord
+from btq.producer.client import JobClient, celery_client
+from btq.producer.settings import ProducerSettings
+from btq.schemas import keys
+from btq.schemas.result import StepOutcome, StepRecord
 from tests.conftest import Fleet, redis_url
 from tests.integration.test_parity import spec
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.artifacts import (
+from btq.worker.artifacts import (
     COMPLETE_MARKER,
     ArtifactStore,
     FsspecArtifactStore,

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.artifacts import LocalArtifactStore
-from worker.local import models
-from worker.local.models import FinetuneManifest, ServedModel, base_of, is_finetuned, resolve
+from btq.worker.artifacts import LocalArtifactStore
+from btq.worker.local import models
+from btq.worker.local.models import FinetuneManifest, ServedModel, base_of, is_finetuned, resolve
 
 BASE = "llamacpp/smollm2-135m-instruct"
 

@@ -5,8 +5,8 @@ import inspect
 import dspy
 import pytest
 
-from producer.demo_jobs import DEMOS
-from schemas.job import JobSpec
+from btq.producer.demo_jobs import DEMOS
+from btq.schemas.job import JobSpec
 
 
 @pytest.mark.parametrize("model", sorted(DEMOS))

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from producer.fleet import missing_entries, named_entries, union
-from schemas.job import JobSpec
-from schemas.manifest import OptimizerSignature, RegistryManifest
+from btq.producer.fleet import missing_entries, named_entries, union
+from btq.schemas.job import JobSpec
+from btq.schemas.manifest import OptimizerSignature, RegistryManifest
 
 SIG = OptimizerSignature(init_params=["metric"], compile_params=["student", "trainset"])
 

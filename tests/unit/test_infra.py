@@ -3,10 +3,10 @@
 import pytest
 import redis
 
-from schemas.errors import ErrorRecord
-from schemas.exceptions import RetryableStepError
-from schemas.result import StepOutcome, StepRecord
-from worker.infra import InfraWatch, report_failure
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.exceptions import RetryableStepError
+from btq.schemas.result import StepOutcome, StepRecord
+from btq.worker.infra import InfraWatch, report_failure
 
 
 def _record(error: ErrorRecord | None = None) -> StepRecord:

@@ -3,8 +3,8 @@
 import dspy
 import pytest
 
-from worker.job_inputs import split_valset, to_examples
-from worker.registry import Registry
+from btq.worker.job_inputs import split_valset, to_examples
+from btq.worker.registry import Registry
 
 
 def examples(n: int) -> list[dspy.Example]:

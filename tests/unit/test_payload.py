@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from producer.validation import parse_spec
-from schemas.exceptions import JobValidationError
-from schemas.finite import non_finite_paths
-from schemas.secrets import refusal
+from btq.producer.validation import parse_spec
+from btq.schemas.exceptions import JobValidationError
+from btq.schemas.finite import non_finite_paths
+from btq.schemas.secrets import refusal
 from tests.integration.test_parity import spec
 
 

@@ -3,11 +3,11 @@
 import dspy
 import pytest
 
-from schemas.exceptions import ProgramStateError
+from btq.schemas.exceptions import ProgramStateError
+from btq.worker.lm_binding import LMBinder
+from btq.worker.program_state import dump_program, load_program
+from btq.worker.simulated import simulated_lm
 from tests.fixture_registry import TwoStep
-from worker.lm_binding import LMBinder
-from worker.program_state import dump_program, load_program
-from worker.simulated import simulated_lm
 
 
 def optimized_two_step(lm: dspy.BaseLM) -> dspy.Module:

@@ -1,8 +1,8 @@
 """Ranking mirrors dspy.BetterTogether: best score first, earlier wins ties, latest without a valset."""
 
-from schemas.errors import ErrorRecord
-from schemas.result import JobState, StepOutcome, StepRecord
-from worker.ranking import build_result
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.result import JobState, StepOutcome, StepRecord
+from btq.worker.ranking import build_result
 
 
 def record(index: int, score: float | None, outcome: StepOutcome = StepOutcome.SUCCEEDED) -> StepRecord:

@@ -6,8 +6,8 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from worker.redaction import MASK, Redactor, install_log_redaction
-from worker.settings import WorkerSettings
+from btq.worker.redaction import MASK, Redactor, install_log_redaction
+from btq.worker.settings import WorkerSettings
 
 KEY = 'sk-test-"quoted"-key'
 

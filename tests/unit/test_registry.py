@@ -2,9 +2,9 @@
 
 import pytest
 
-from schemas.exceptions import RegistryError
+from btq.schemas.exceptions import RegistryError
+from btq.worker.registry import BUILTIN_OPTIMIZERS, Registry, load_registry
 from tests import fixture_registry
-from worker.registry import BUILTIN_OPTIMIZERS, Registry, load_registry
 
 
 def test_settings_modules_register_beside_the_builtin_demo() -> None:

@@ -5,9 +5,9 @@ import json
 import sys
 import time
 
-from producer.render import event_line, show_live
-from schemas.errors import ErrorRecord
-from schemas.events import EventType, JobEvent
+from btq.producer.render import event_line, show_live
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.events import EventType, JobEvent
 from tests.conftest import ROOT
 from tests.pty_terminal import run_in_pty, visible_lines
 
@@ -88,8 +88,8 @@ def test_terminal_bars_never_exceed_80_columns_and_show_loss_eta_and_shards() ->
     payload = json.dumps([e.model_dump(mode="json") for e in job_events()])
     script = (
         "import json, sys\n"
-        "from producer.render import show_live\n"
-        "from schemas.events import JobEvent\n"
+        "from btq.producer.render import show_live\n"
+        "from btq.schemas.events import JobEvent\n"
         "show_live(JobEvent.model_validate(e) for e in json.loads(sys.argv[1]))\n"
     )
     raw = run_in_pty([sys.executable, "-c", script, payload], columns=80, env={"PYTHONPATH": str(ROOT)}, timeout_s=60)

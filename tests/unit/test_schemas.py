@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from producer.validation import parse_spec
-from schemas import JobSpec
-from schemas.exceptions import JobValidationError
-from schemas.export import EXPORTED, json_schema
+from btq.producer.validation import parse_spec
+from btq.schemas import JobSpec
+from btq.schemas.exceptions import JobValidationError
+from btq.schemas.export import EXPORTED, json_schema
 
 MINIMAL = {"program": {"name": "x"}, "lm": "l", "metric": "m", "trainset": [{"q": "1"}], "input_keys": ["q"]}
 

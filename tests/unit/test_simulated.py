@@ -5,9 +5,9 @@ from pathlib import Path
 
 import dspy
 
+from btq.worker.artifacts import LocalArtifactStore
+from btq.worker.simulated import SimulatedEngine, SimulatedFinetuneProvider, simulated_lm
 from tests.fixture_registry import exact, splits
-from worker.artifacts import LocalArtifactStore
-from worker.simulated import SimulatedEngine, SimulatedFinetuneProvider, simulated_lm
 
 
 def accuracy(lm: dspy.BaseLM, demos: int) -> float:

@@ -6,9 +6,9 @@ import dspy
 import pytest
 from dspy.lm15 import Request, Response
 
+from btq.worker.simulated import SimulatedEngine, simulated_lm
+from btq.worker.student_lm import optimizer_context, student_lm
 from tests.fixture_registry import exact, splits
-from worker.simulated import SimulatedEngine, simulated_lm
-from worker.student_lm import optimizer_context, student_lm
 
 
 class RecordingEngine(SimulatedEngine):
@@ -66,7 +66,7 @@ def test_student_lm_is_the_first_predictors_lm_or_the_fallback(with_lm: bool) ->
 def test_the_job_option_defaults_off_and_a_non_boolean_is_refused_naming_the_field() -> None:
     from pydantic import ValidationError
 
-    from schemas.job import JobSpec
+    from btq.schemas.job import JobSpec
 
     base = {"program": {"name": "t.qa"}, "lm": "t.sim", "metric": "t.exact", "trainset": [{"question": "q"}]}
     assert JobSpec.model_validate(base).prompt_steps_use_student_lm is False

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from schemas.broker import is_amqp, queue_arguments
-from worker.broker import broker_conf
-from worker.settings import WorkerSettings
-from worker.transport import broker_url, envelope_error
+from btq.schemas.broker import is_amqp, queue_arguments
+from btq.worker.broker import broker_conf
+from btq.worker.settings import WorkerSettings
+from btq.worker.transport import broker_url, envelope_error
 
 
 def envelope(**changes: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from worker.local.procs import spawn, tail, terminate
+from btq.worker.local.procs import spawn, tail, terminate
 
 LORA_SCRIPT = "convert_lora_to_gguf.py"
 MODEL_SCRIPT = "convert_hf_to_gguf.py"

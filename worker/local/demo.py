@@ -1,6 +1,6 @@
 """End to end on the real 135M model: baseline, BootstrapFinetune through the provider, serving elsewhere.
 
-    python -m worker.local.demo --store /tmp/btq-artifacts [--max-steps 30] [--method lora]
+    python -m btq.worker.local.demo --store /tmp/btq-artifacts [--max-steps 30] [--method lora]
 
 1. evaluates the stock `llamacpp/smollm2-135m-instruct` on the ISO-date task (ChatAdapter, JSONAdapter);
 2. runs `dspy.BootstrapFinetune` with the oracle teacher (distillation): the provider trains on CPU and
@@ -18,11 +18,11 @@ from typing import Any
 
 import dspy
 
-from worker.artifacts import store_from_url
-from worker.local.provider import LlamaCppProvider
-from worker.local.registry import SMOLLM2
-from worker.local.server import ServerPool, register_pool
-from worker.local.task import date_splits, iso_exact, program, teacher
+from btq.worker.artifacts import store_from_url
+from btq.worker.local.provider import LlamaCppProvider
+from btq.worker.local.registry import SMOLLM2
+from btq.worker.local.server import ServerPool, register_pool
+from btq.worker.local.task import date_splits, iso_exact, program, teacher
 
 
 def evaluate(module: dspy.Module, examples: list[dspy.Example], adapter: dspy.Adapter) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Why an engine and not `lm.kwargs["api_base"]` (what dspy's sglang `LocalProvider` does): the server's
 address is per worker process (a free port), but an LM's kwargs are saved in the program state and
-rebuilt on another worker, where `worker.lm_binding` refuses a saved `api_base` (an endpoint is never
+rebuilt on another worker, where `btq.worker.lm_binding` refuses a saved `api_base` (an endpoint is never
 taken from a payload). A fine-tuned copy would also inherit the base model's address. The engine keeps
 the address out of the LM: it resolves `request.model` (base or fine-tune) to a server when the request
 is made, starting it if `launch` has not. The LM's saved state holds only the model name and this
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from dspy.lm15 import OpenAIChatCompat, OpenAIChatLM, Request, Response
 
-from worker import interrupt
+from btq.worker import interrupt
 
 if TYPE_CHECKING:
-    from worker.local.provider import LlamaCppProvider
+    from btq.worker.local.provider import LlamaCppProvider
 
 ENGINE_STATE = {"backend": "llama.cpp"}
-"""Equal on every worker, so saved LM states compare equal to the job LM's (see worker.lm_binding)."""
+"""Equal on every worker, so saved LM states compare equal to the job LM's (see btq.worker.lm_binding)."""
 
 # llama-cpp-python reads `max_tokens` (it ignores OpenAI's newer `max_completion_tokens`) and takes the
 # system prompt as a `system` message.
@@ -91,6 +91,6 @@ class LlamaCppEngine:
     @classmethod
     def load_state(cls, state: dict[str, Any]) -> "LlamaCppEngine":
         """Rebuild an engine with a default provider (this process's pool, artifact store from env)."""
-        from worker.local.provider import LlamaCppProvider
+        from btq.worker.local.provider import LlamaCppProvider
 
         return cls(LlamaCppProvider())

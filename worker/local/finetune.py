@@ -2,7 +2,7 @@
 
 The name hashes the parent model, the training data and the recipe (`finetune_name`), so a retried
 step, on this worker or another, finds the artifact an earlier attempt published and skips training.
-Training runs in a child process (`worker.local.train`) that dies with the worker, is bounded by
+Training runs in a child process (`btq.worker.local.train`) that dies with the worker, is bounded by
 `TrainerSettings.timeout_s`, can be cancelled, and reports progress as JSON lines.
 """
 
@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from worker import interrupt
-from worker.artifacts import ArtifactStore, content_name
-from worker.local.models import (
+from btq.worker import interrupt
+from btq.worker.artifacts import ArtifactStore, content_name
+from btq.worker.local.models import (
     BASE_MODELS,
     FT_MARK,
     MANIFEST,
@@ -29,10 +29,10 @@ from worker.local.models import (
     base_of,
     is_finetuned,
 )
-from worker.local.procs import spawn, tail, terminate
-from worker.local.settings import FinetuneSettings, TrainerSettings
-from worker.local.train import ADAPTER_DIR, MODEL_DIR, TrainSpec
-from worker.local.train_lock import training_lock
+from btq.worker.local.procs import spawn, tail, terminate
+from btq.worker.local.settings import FinetuneSettings, TrainerSettings
+from btq.worker.local.train import ADAPTER_DIR, MODEL_DIR, TrainSpec
+from btq.worker.local.train_lock import training_lock
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class Finetuner:
         threads = str(self.settings.threads)
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false"}
         process = spawn(
-            [sys.executable, "-m", "worker.local.train", str(spec_path)], log=log, env=env, stdout_pipe=True
+            [sys.executable, "-m", "btq.worker.local.train", str(spec_path)], log=log, env=env, stdout_pipe=True
         )
         self._report({"event": "started", "model": name, "pid": process.pid})
         # The watchdog ends the child on timeout or cancel; reading its stdout then sees EOF.

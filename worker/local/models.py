@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from worker.artifacts import ArtifactStore
+from btq.worker.artifacts import ArtifactStore
 
 PREFIX = "llamacpp/"
 FT_MARK = ":ft-"

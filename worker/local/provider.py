@@ -16,12 +16,12 @@ import dspy
 from dspy.clients.provider import Provider, TrainingJob
 from dspy.clients.utils_finetune import TrainDataFormat
 
-from worker.artifacts import ArtifactStore
-from worker.local.engine import LlamaCppEngine
-from worker.local.finetune import Finetuner, ProgressCallback
-from worker.local.models import PREFIX, resolve
-from worker.local.server import LlamaServer, ServerPool, default_pool
-from worker.local.settings import FinetuneSettings, TrainerSettings
+from btq.worker.artifacts import ArtifactStore
+from btq.worker.local.engine import LlamaCppEngine
+from btq.worker.local.finetune import Finetuner, ProgressCallback
+from btq.worker.local.models import PREFIX, resolve
+from btq.worker.local.server import LlamaServer, ServerPool, default_pool
+from btq.worker.local.settings import FinetuneSettings, TrainerSettings
 
 # LiteLLM (loaded by dspy for cost lookups) otherwise fetches its model price list over the network.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -1,9 +1,9 @@
-"""Registry entries of the local backend; list `worker.local.registry` in the worker's `imports` setting.
+"""Registry entries of the local backend; list `btq.worker.local.registry` in the worker's `imports` setting.
 
 - LM `local.smollm2`: SmolLM2-135M-Instruct served by llama.cpp on this worker, fine-tunable on CPU,
   fine-tunes published in (and served from) the worker's artifact store.
 - Program `local.iso_date`, metric `local.iso_exact`, dataset `local.dates`: a strict-format task the
-  model starts weak at and learns (see `worker.local.task`); program `local.iso_date.teacher`, the
+  model starts weak at and learns (see `btq.worker.local.task`); program `local.iso_date.teacher`, the
   same program answering from the training labels, for a job's `teacher`.
 
 Importing this module needs no model or extra; building the LM needs the `local` extra
@@ -14,11 +14,11 @@ from typing import Any
 
 import dspy
 
-from worker.local.models import PREFIX
-from worker.local.provider import LlamaCppProvider
-from worker.local.task import date_splits, iso_exact, program, teacher
-from worker.progress import report
-from worker.registry import Registry, WorkerResources
+from btq.worker.local.models import PREFIX
+from btq.worker.local.provider import LlamaCppProvider
+from btq.worker.local.task import date_splits, iso_exact, program, teacher
+from btq.worker.progress import report
+from btq.worker.registry import Registry, WorkerResources
 
 SMOLLM2 = f"{PREFIX}smollm2-135m-instruct"
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker.local.models import ServedModel
-from worker.local.procs import spawn, tail, terminate, wait_until
-from worker.local.settings import ServerSettings
+from btq.worker.local.models import ServedModel
+from btq.worker.local.procs import spawn, tail, terminate, wait_until
+from btq.worker.local.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The training process: `python -m worker.local.train SPEC.json` (started by `worker.local.finetune`).
+"""The training process: `python -m btq.worker.local.train SPEC.json` (started by `btq.worker.local.finetune`).
 
 It runs apart from the worker so torch's memory and threads go away with it, a timeout or cancel can
 kill it, and the worker never imports torch. It prints one JSON object per line on stdout (progress
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.local.settings import FinetuneSettings
+from btq.worker.local.settings import FinetuneSettings
 
 ADAPTER_DIR = "hf_adapter"
 MODEL_DIR = "hf_model"
@@ -69,7 +69,7 @@ def _load_model(spec: TrainSpec, recipe: FinetuneSettings) -> tuple[Any, Any, Pa
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from worker.local.hf_base import ensure_hf_base
+    from btq.worker.local.hf_base import ensure_hf_base
 
     start = Path(spec.start_dir) if spec.start_dir else ensure_hf_base(Path(spec.cache_dir), Path(spec.base_gguf))
     emit("phase", phase="load", start=str(start))
@@ -106,7 +106,7 @@ def train(spec: TrainSpec) -> dict[str, Any]:
     """Fine-tune as `spec` says, save the result and its GGUF into `spec.out`; return the summary."""
     import torch
 
-    from worker.local.sft_data import encode_chat, pad_batch
+    from btq.worker.local.sft_data import encode_chat, pad_batch
 
     recipe = FinetuneSettings.model_validate(spec.recipe)
     torch.set_num_threads(spec.threads)
@@ -165,7 +165,7 @@ def train(spec: TrainSpec) -> dict[str, Any]:
 def _save(
     spec: TrainSpec, recipe: FinetuneSettings, model: Any, tokenizer: Any, start: Path, n: int, train_s: float
 ) -> dict[str, Any]:
-    from worker.local.convert import lora_to_gguf, model_to_gguf
+    from btq.worker.local.convert import lora_to_gguf, model_to_gguf
 
     out = Path(spec.out)
     emit("phase", phase="convert")
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: train from the spec file named on the command line."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m worker.local.train SPEC.json", file=sys.stderr)
+        print("usage: python -m btq.worker.local.train SPEC.json", file=sys.stderr)
         return 2
     summary = train(TrainSpec.read(Path(args[0])))
     emit("done", **summary)
