@@ -1,5 +1,6 @@
-# The package is installed as `btq.producer` (pyproject.toml maps it). Imported from the repository's
-# top-level folder under its bare name it would be a second copy of every module (two Celery apps, two
-# registries) and would shadow PyPI's unrelated `producer`: refuse, naming the right import.
+# Installed as `btq.producer` only (pyproject.toml maps the folder). Imported under its bare name from
+# a checkout, it becomes an alias of `btq.producer` (one copy of every module), with a DeprecationWarning.
 if __name__ != "btq.producer":
-    raise ImportError(f"import btq.producer, not {__name__}: bettertogether-queue installs its packages under btq.*")
+    from btq.schemas.checkout_alias import alias_bare_package
+
+    alias_bare_package(__name__, "btq.producer")

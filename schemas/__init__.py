@@ -1,10 +1,11 @@
 """The wire contract of bettertogether-queue: frozen, JSON-only, versioned pydantic models."""
 
-# The package is installed as `btq.schemas` (pyproject.toml maps it). Imported from the repository's
-# top-level folder under its bare name it would be a second copy of every module (two Celery apps, two
-# registries) and would shadow PyPI's unrelated `schemas`: refuse, naming the right import.
+# Installed as `btq.schemas` only (pyproject.toml maps the folder). Imported under its bare name from
+# a checkout, it becomes an alias of `btq.schemas` (one copy of every module), with a DeprecationWarning.
 if __name__ != "btq.schemas":
-    raise ImportError(f"import btq.schemas, not {__name__}: bettertogether-queue installs its packages under btq.*")
+    from btq.schemas.checkout_alias import alias_bare_package
+
+    alias_bare_package(__name__, "btq.schemas")
 
 
 from btq.schemas.errors import ErrorRecord
