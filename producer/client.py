@@ -12,7 +12,6 @@ from typing import Any, cast
 
 import redis
 from celery import Celery, chain
-from kombu.entity import Exchange, Queue
 from pydantic import JsonValue
 
 from btq.producer.fleet import FleetView
@@ -20,7 +19,7 @@ from btq.producer.reconnect import INFRA_ERRORS, Backoff, with_reconnect
 from btq.producer.settings import ProducerSettings
 from btq.producer.validation import parse_spec
 from btq.schemas import keys
-from btq.schemas.broker import is_amqp, queue_arguments
+from btq.schemas.broker import amqp_class, task_queue
 from btq.schemas.codec import decode
 from btq.schemas.events import EventType, JobEvent
 from btq.schemas.exceptions import JobExistsError, JobNotFoundError, JobTimeoutError, JobValidationError
@@ -35,14 +34,11 @@ Cursor = str
 def celery_client(settings: ProducerSettings) -> Celery:
     """Return a Celery app used only to send messages: JSON only, no task code."""
     broker = settings.broker_url or settings.redis_url
-    app = Celery("btq-producer", broker=broker, set_as_current=False)
-    if is_amqp(broker):
-        # Declared exactly as workers declare it: RabbitMQ refuses a queue redeclared with other arguments.
-        exchange = Exchange(settings.queue, type="direct")  # type: ignore[no-untyped-call]
-        arguments = queue_arguments(settings.broker_consumer_timeout_s)
-        app.conf.task_queues = [
-            Queue(settings.queue, exchange, routing_key=settings.queue, queue_arguments=arguments)  # type: ignore[no-untyped-call]
-        ]
+    timeout_s = settings.broker_consumer_timeout_s
+    # Queues declared exactly as workers declare them (profile queues too, made on first send):
+    # RabbitMQ refuses a queue redeclared with other arguments.
+    app = Celery("btq-producer", broker=broker, set_as_current=False, amqp=amqp_class(broker, timeout_s))
+    app.conf.task_queues = [task_queue(settings.queue, broker, timeout_s)]
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

@@ -7,9 +7,9 @@ import redis
 from celery import Celery, group
 from celery.signals import task_postrun, worker_ready, worker_shutdown
 from dspy.clients.base_lm import GLOBAL_HISTORY
-from kombu.entity import Exchange, Queue
 
 from btq.schemas import keys
+from btq.schemas.broker import amqp_class, task_queue
 from btq.schemas.exceptions import RetryableStepError
 from btq.schemas.result import JobResult, StepRecord
 from btq.worker import sweeper
@@ -31,15 +31,15 @@ def create_app(settings: WorkerSettings) -> Celery:
 
     Task messages come from `settings.broker_url` (Redis or RabbitMQ; the Redis URL when unset).
     """
-    app = Celery("btq", set_as_current=False)
+    url = settings.broker_url or settings.redis_url
+    timeout_s = settings.broker_consumer_timeout_s
+    # Every queue, configured here or made on first send (a job's profile queues), is declared by
+    # `task_queue`: on RabbitMQ with the consumer timeout producers declare too.
+    app = Celery("btq", set_as_current=False, amqp=amqp_class(url, timeout_s))
     broker = broker_conf(settings)
-    # Steps on the job queue (declared by the broker settings on RabbitMQ), evaluation shards on their own
-    # queue: a worker consumes both unless told otherwise (`-Q`); evaluation-only workers use `<queue>.eval`.
-    eval_queue_name = keys.eval_queue(settings.queue)
-    queues = [
-        *broker.pop("task_queues", [Queue(settings.queue)]),  # type: ignore[no-untyped-call]
-        Queue(eval_queue_name, Exchange(eval_queue_name), routing_key=eval_queue_name),  # type: ignore[no-untyped-call]
-    ]
+    # Steps on the job queue, evaluation shards on their own queue: a worker consumes both unless told
+    # otherwise (`-Q`); evaluation-only workers use `<queue>.eval`.
+    queues = [task_queue(settings.queue, url, timeout_s), task_queue(keys.eval_queue(settings.queue), url, timeout_s)]
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

@@ -7,9 +7,7 @@ The store, events and leases always live in `settings.redis_url`; only task mess
 import logging
 from typing import Any
 
-from kombu.entity import Exchange, Queue
-
-from btq.schemas.broker import is_amqp, queue_arguments
+from btq.schemas.broker import is_amqp
 from btq.worker.settings import WorkerSettings
 from btq.worker.transport import broker_url as redis_transport_url
 
@@ -28,13 +26,7 @@ def broker_conf(settings: WorkerSettings) -> dict[str, Any]:
                 settings.step_time_limit_s,
             )
         # RabbitMQ redelivers a dead worker's message when its connection closes: no visibility timeout.
-        queue = Queue(  # type: ignore[no-untyped-call]
-            settings.queue,
-            Exchange(settings.queue, type="direct"),  # type: ignore[no-untyped-call]
-            routing_key=settings.queue,
-            queue_arguments=queue_arguments(settings.broker_consumer_timeout_s),
-        )
-        return {"broker_url": url, "task_queues": [queue]}
+        return {"broker_url": url}
     return {
         "broker_url": redis_transport_url(url),
         "broker_transport_options": {

@@ -17,9 +17,9 @@ from typing import Any
 import redis
 from celery import Celery
 from celery.signals import celeryd_after_setup, task_postrun, task_prerun, worker_ready, worker_shutdown
-from kombu.entity import Exchange, Queue
 
 from btq.schemas import keys
+from btq.schemas.broker import task_queue
 from btq.schemas.manifest import RegistryManifest
 from btq.worker.runtime import WorkerRuntime
 
@@ -129,8 +129,10 @@ def connect_presence(app: Celery, runtime: WorkerRuntime) -> Presence:
         # Declared like a producer's missing queue (exchange and routing key named after it), so
         # messages a producer routes to it land here whichever side declares it first.
         # Its evaluation queue too: shards of a job go to workers of the job's profile (see app.send_shards).
+        settings = runtime.settings
         for name in (queue, keys.eval_queue(queue)):
-            instance.app.amqp.queues.select_add(Queue(name, Exchange(name), routing_key=name))  # type: ignore[no-untyped-call]
+            declared = task_queue(name, settings.broker_url or settings.redis_url, settings.broker_consumer_timeout_s)
+            instance.app.amqp.queues.select_add(declared)
 
     @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def _ready(sender: Any = None, **_: Any) -> None:

@@ -37,7 +37,7 @@ def test_parity_subset_on_rabbitmq_equals_in_process(amqp_fleet: Fleet) -> None:
     assert client.redis.exists(keys.job_key(ids[SUBSET[0]], "result"))
 
 
-def test_task_queue_is_declared_with_a_consumer_timeout(amqp_fleet: Fleet) -> None:
+def test_every_task_queue_is_declared_with_a_consumer_timeout(amqp_fleet: Fleet) -> None:
     vhost = amqp_fleet.broker_url.rsplit("/", 1)[1] if amqp_fleet.broker_url else ""
     listing = subprocess.run(
         ["rabbitmqctl", "list_queues", "-p", vhost, "name", "arguments"],
@@ -46,8 +46,14 @@ def test_task_queue_is_declared_with_a_consumer_timeout(amqp_fleet: Fleet) -> No
         timeout=30,
         check=True,
     ).stdout
-    line = next(line for line in listing.splitlines() if line.startswith(amqp_fleet.queue + "\t"))
-    assert "x-consumer-timeout" in line and "86400000" in line
+    ours = [line for line in listing.splitlines() if line.startswith(amqp_fleet.queue)]
+    names = {line.split("\t", 1)[0] for line in ours}
+    # The job queue, its evaluation queue, and the workers' registry profile queue with its evaluation queue.
+    assert {amqp_fleet.queue, keys.eval_queue(amqp_fleet.queue)} <= names
+    assert any(".profile." in name and not name.endswith(".eval") for name in names), names
+    assert any(".profile." in name and name.endswith(".eval") for name in names), names
+    for line in ours:
+        assert "x-consumer-timeout" in line and "86400000" in line, line
 
 
 def test_garbage_on_rabbitmq_kills_no_worker(amqp_fleet: Fleet) -> None:
