@@ -39,6 +39,9 @@ LM_CACHE = f"{PREFIX}:lmcache"
 LM_CACHE_INDEX = f"{PREFIX}:lmcache:index"
 """Sorted set of cache entry keys by insertion time, to cap the cache's size."""
 
+LM_CACHE_FLIGHT = f"{PREFIX}:lmflight"
+"""Prefix of claims `<prefix>:<sha256>` on making an uncached LM call (single flight; a short TTL)."""
+
 JOBS_INDEX = f"{PREFIX}:jobs"
 """Sorted set of job ids scored by submission time."""
 

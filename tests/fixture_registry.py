@@ -95,6 +95,10 @@ def lm_for(name: str, resources: WorkerResources | None = None) -> dspy.BaseLM:
         return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=120)
     if name == "t.counted":
         return simulated_lm("sim/t-counted", task="arith", artifacts=artifacts, cache=True, engine_class=CountingEngine)
+    if name == "t.counted_slow":  # calls long enough for two workers to make the same one at the same time
+        return simulated_lm(
+            "sim/t-counted", task="arith", artifacts=artifacts, cache=True, engine_class=CountingEngine, latency_ms=30
+        )
     if name == "t.sim_crawl":  # an optimizer compile of minutes, for cancel tests
         return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=300)
     if name == "t.sim_longft":  # a fine-tune of ten minutes, for cancel tests
@@ -121,6 +125,15 @@ def register(registry: Registry) -> None:
     for metric_name, metric in METRICS.items():
         registry.metric(metric_name, metric)
     registry.dataset("t.arith", splits)
-    for name in ("t.sim", "t.sim_slow", "t.sim_slower", "t.counted", "t.sim_fixed", "t.sim_crawl", "t.sim_longft"):
+    for name in (
+        "t.sim",
+        "t.sim_slow",
+        "t.sim_slower",
+        "t.counted",
+        "t.counted_slow",
+        "t.sim_fixed",
+        "t.sim_crawl",
+        "t.sim_longft",
+    ):
         registry.lm(name, lambda resources, name=name: lm_for(name, resources))
     registry.optimizer(FailingOptimizer)

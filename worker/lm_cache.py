@@ -9,11 +9,18 @@ chat responses travel as their pydantic dump; anything else is simply not cached
 The cache only answers inside a job's context (`caching_for`), whose namespace is a hash of the job LM's
 state (engine and kwargs) on top of dspy's own key (the full request, model name included, so a
 fine-tuned model is a different entry). A job with `cache: false` neither reads nor writes it.
+
+Single flight: on a miss, the caller claims the request (`SET NX` on a flight key with a TTL) and makes
+the call; a caller anywhere in the fleet that misses the same request meanwhile waits for that value
+instead of paying for the same call (identical jobs started together, a redelivered step racing its
+first run). A claim lapses after `flight_ttl_s` (its holder died, or its call failed): a waiter then
+claims it and makes the call itself, so a wait is bounded and a lost claimant costs one TTL.
 """
 
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -59,12 +66,15 @@ def _decode(text: bytes | str) -> Any:
 class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
     """dspy's cache interface over Redis: JSON values, a TTL and a cap on the number of entries."""
 
-    def __init__(self, client: redis.Redis, ttl_s: int, max_entries: int, max_value_bytes: int) -> None:
+    def __init__(
+        self, client: redis.Redis, ttl_s: int, max_entries: int, max_value_bytes: int, flight_ttl_s: float = 30.0
+    ) -> None:
         super().__init__(enable_disk_cache=False, enable_memory_cache=False, disk_cache_dir=None)
         self.redis = client
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.max_value_bytes = max_value_bytes
+        self.flight_ttl_s = flight_ttl_s
         self._puts = 0
         self._warned_at = 0.0
         self._count_lock = threading.Lock()
@@ -89,10 +99,33 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
             return None
         try:
             raw = self.redis.get(key)
+            if raw is None and self.flight_ttl_s > 0:
+                raw = self._claim_or_await(key)
         except redis.RedisError as exc:
             self._warn(exc)
             return None
         return self._prepare_cached_response(_decode(raw)) if raw is not None else None
+
+    def _claim_or_await(self, key: str) -> bytes | str | None:
+        """On a miss: claim the call (None: the caller makes it), or wait for the claimant's value."""
+        flight = _flight_key(key)
+        deadline = time.monotonic() + self.flight_ttl_s
+        pause = 0.005
+        while True:
+            if self.redis.set(flight, "1", nx=True, ex=max(1, math.ceil(self.flight_ttl_s))):
+                # The claimant before us may have stored the value and left between our read and our claim.
+                raw: bytes | str | None = self.redis.get(key)
+                if raw is not None:
+                    self.redis.delete(flight)
+                return raw
+            # Bounded: by the claim's TTL (a claimant that died or failed lets the next caller claim).
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            raw = self.redis.get(key)
+            if raw is not None:
+                return raw
+            if time.monotonic() >= deadline:
+                return None
 
     def put(
         self,
@@ -103,15 +136,19 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
     ) -> None:
         """Store `value` for `request` (skipped when it cannot travel as JSON or is too large)."""
         key = self._key(request, ignored_args_for_cache_key)
-        text = _encode(value) if key is not None else None
-        if key is None or text is None or len(text) > self.max_value_bytes:
+        if key is None:
             return
+        text = _encode(value)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.set(key, text, ex=self.ttl_s)
-            pipe.zadd(keys.LM_CACHE_INDEX, {key: time.time()})
+            if text is not None and len(text) <= self.max_value_bytes:
+                pipe.set(key, text, ex=self.ttl_s)
+                pipe.zadd(keys.LM_CACHE_INDEX, {key: time.time()})
+            # The call is made: waiters find the value, or (not cacheable) claim and make their own.
+            pipe.delete(_flight_key(key))
             pipe.execute()
-            self._bound()
+            if text is not None:
+                self._bound()
         except redis.RedisError as exc:
             self._warn(exc)
 
@@ -138,6 +175,11 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
         """Nothing is kept in memory."""
 
 
+def _flight_key(key: str) -> str:
+    """The claim on making the call cached under `key` (outside the cache's own key space)."""
+    return f"{keys.LM_CACHE_FLIGHT}:{key.rsplit(':', 1)[1]}"
+
+
 def namespace_for(job: ResolvedJob) -> str:
     """The cache namespace of a job: its LM's state (engine, kwargs) without secrets."""
     state = job.lm.dump_state()
@@ -151,11 +193,13 @@ def caching_for(job: ResolvedJob, enabled: bool) -> Iterator[None]:
         yield
 
 
-def install_cache(client: redis.Redis | None, ttl_s: int, max_entries: int, max_value_bytes: int) -> None:
+def install_cache(
+    client: redis.Redis | None, ttl_s: int, max_entries: int, max_value_bytes: int, flight_ttl_s: float = 30.0
+) -> None:
     """Make the shared cache `dspy.cache` in this process (None: no LM-call caching at all)."""
     if client is None:
         dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
         return
-    cache = RedisLMCache(client, ttl_s, max_entries, max_value_bytes)
+    cache = RedisLMCache(client, ttl_s, max_entries, max_value_bytes, flight_ttl_s)
     with dspy._cache_lock:
         dspy.cache = cache

@@ -80,7 +80,11 @@ class WorkerRuntime:
         )
         s = self.settings
         install_cache(
-            client if s.lm_cache_enabled else None, s.lm_cache_ttl_s, s.lm_cache_max_entries, s.lm_cache_max_value_bytes
+            client if s.lm_cache_enabled else None,
+            s.lm_cache_ttl_s,
+            s.lm_cache_max_entries,
+            s.lm_cache_max_value_bytes,
+            s.lm_cache_flight_ttl_s,
         )
         sharding = None
         if s.sharding_enabled and self._send_shards is not None:

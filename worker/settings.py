@@ -83,6 +83,11 @@ class WorkerSettings(BaseSettings):
     lm_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1, description="How long a cached LM call is kept")
     lm_cache_max_entries: int = Field(default=1_000_000, ge=1, description="Cap on cached LM calls (oldest dropped)")
     lm_cache_max_value_bytes: int = Field(default=1_000_000, ge=1, description="Larger responses are not cached")
+    lm_cache_flight_ttl_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Single flight: how long others wait for the worker making an uncached call (0: off)",
+    )
     worker_send_events: bool = Field(
         default=False, description="Send Celery task events (what Flower and `celery events` show)"
     )

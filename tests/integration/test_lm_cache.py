@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from btq.schemas import keys
+from btq.schemas.result import StepRecord
 from tests.conftest import Fleet, running_fleet
 from tests.fixture_registry import LM_CALLS_KEY
 from tests.integration.test_parity import assert_same, spec
@@ -65,3 +66,25 @@ def test_cache_values_are_json_with_a_ttl(cache_fleet: Fleet) -> None:
         value = client.get(key)
         assert value is not None and isinstance(json.loads(value), dict)
         assert 0 < client.ttl(key) <= 7 * 24 * 3600
+
+
+def test_two_identical_jobs_side_by_side_make_each_lm_call_once(cache_fleet: Fleet) -> None:
+    job = spec("p -> w", "given", True, 31, lm="t.counted_slow")
+    alone, alone_calls = run(cache_fleet, job)  # what one job pays on a cold cache
+    store = redis.Redis.from_url(cache_fleet.url)
+    store.delete(*store.scan_iter(f"{keys.LM_CACHE}:*"))  # cold again
+
+    client = cache_fleet.client()
+    before = calls(cache_fleet)
+    ids = [client.submit(job) for _ in range(2)]
+    results = [client.wait(job_id, timeout_s=180) for job_id in ids]
+    pair_calls = calls(cache_fleet) - before
+
+    for result in results:
+        assert [(c.strategy, c.score, canonical(c.program_state)) for c in result.candidates] == alone
+    # The two jobs really ran at the same time: each one's optimizer step started before the other's ended.
+    first, second = (StepRecord.model_validate_json(store.get(keys.step_key(job_id, 1)) or b"") for job_id in ids)
+    assert first.started_at < second.finished_at and second.started_at < first.finished_at
+    # Every request was made once in the fleet: the other job waited for it instead of making it again.
+    assert alone_calls > 0
+    assert pair_calls == alone_calls
