@@ -4,19 +4,17 @@ Workers import this module by name from `BTQ_IMPORTS`; the in-process baseline b
 through `make_lm`, so both sides talk to an identical deterministic engine.
 """
 
-import os
 import random
 from collections.abc import Callable
 
 import dspy
-import redis
-from dspy.lm15 import Request, Response
 
 from bench.config import LATENCIES_MS, lm_name
+from btq.worker import simulated
 from btq.worker.artifacts import ArtifactStore
 from btq.worker.builtin import arithmetic_splits
 from btq.worker.registry import Registry, WorkerResources
-from btq.worker.simulated import SimulatedEngine, simulated_lm
+from btq.worker.simulated import simulated_lm
 
 TINY_DATASET = "bench.tiny"
 """A dataset small enough that a job costs a handful of LM calls (events and memory sections)."""
@@ -34,15 +32,10 @@ COUNTED_LM = "bench.counted20"
 LM_CALLS_KEY = "bench:lm-calls"
 
 
-class CountingEngine(SimulatedEngine):
-    """The simulated engine, counting answered calls in the worker's Redis database."""
+class CountingEngine(simulated.CountingEngine):
+    """The simulated engine, counting the calls it answers under `LM_CALLS_KEY` in the worker's Redis."""
 
-    def complete(self, request: Request) -> Response:
-        """Count the call, then answer it like the simulated engine."""
-        url = os.environ.get("BTQ_REDIS_URL")
-        if url:
-            redis.Redis.from_url(url).incr(LM_CALLS_KEY)
-        return super().complete(request)
+    calls_key = LM_CALLS_KEY
 
 
 def eval_splits(seed: int = 4242) -> dict[str, list[dspy.Example]]:

@@ -1,17 +1,15 @@
 """The registry the test workers import (settings `imports`), as a user's module would be."""
 
-import os
 import random
 from typing import Any
 
 import dspy
-import redis
 from dspy.clients.provider import Provider
-from dspy.lm15 import Request, Response
 from dspy.teleprompt.teleprompt import Teleprompter
 
+from btq.worker import simulated
 from btq.worker.registry import Registry, WorkerResources
-from btq.worker.simulated import SimulatedEngine, simulated_lm
+from btq.worker.simulated import simulated_lm
 
 LM_CALLS_KEY = "btq-test:lm-calls"
 """Counter of calls the `t.counted` LM answered, in the worker's Redis database."""
@@ -56,14 +54,10 @@ def exact(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:
     return str(getattr(prediction, "answer", "")).strip() == str(example.answer).strip()
 
 
-class CountingEngine(SimulatedEngine):
-    """The simulated engine, counting the calls it answers in the worker's Redis (the test reads the count)."""
+class CountingEngine(simulated.CountingEngine):
+    """The simulated engine, counting the calls it answers under `LM_CALLS_KEY` in the worker's Redis."""
 
-    def complete(self, request: Request) -> Response:
-        url = os.environ.get("BTQ_REDIS_URL")
-        if url:
-            redis.Redis.from_url(url).incr(LM_CALLS_KEY)
-        return super().complete(request)
+    calls_key = LM_CALLS_KEY
 
 
 def flaky(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:

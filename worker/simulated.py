@@ -10,11 +10,13 @@ from a hash of the base model, data and settings and publishing a record of it t
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 import dspy
+import redis
 from dspy.clients.provider import Provider, TrainingJob
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 
@@ -137,6 +139,23 @@ class SimulatedEngine:
     def load_state(cls, state: dict[str, Any]) -> "SimulatedEngine":
         """Rebuild an engine from `dump_state` output."""
         return cls(**state)
+
+
+class CountingEngine(SimulatedEngine):
+    """The simulated engine, also counting the calls it answers in the worker's Redis (`BTQ_REDIS_URL`).
+
+    How tests and benchmarks see how many LM calls a job really made (cache hits never reach an engine).
+    Subclasses name the counter with `calls_key`.
+    """
+
+    calls_key = "btq:sim:lm-calls"
+
+    def complete(self, request: Request) -> Response:
+        """Count the call, then answer it like the simulated engine."""
+        url = os.environ.get("BTQ_REDIS_URL")
+        if url:
+            redis.Redis.from_url(url).incr(self.calls_key)
+        return super().complete(request)
 
 
 class SimulatedFinetuneProvider(Provider):  # type: ignore[misc]

@@ -74,5 +74,22 @@ def test_broker_defaults_to_redis_and_rabbitmq_gets_a_consumer_timeout() -> None
     assert on_redis["broker_transport_options"]["btq_dead_letter_url"] == "redis://r:6379/2"
     on_amqp = broker_conf(WorkerSettings(redis_url="redis://r:6379/2", broker_url="amqp://h/v", queue="q"))
     assert on_amqp["broker_url"] == "amqp://h/v"
-    [queue] = on_amqp["task_queues"]
-    assert queue.name == "q" and queue.queue_arguments == queue_arguments(24 * 3600)
+
+
+def test_every_queue_producers_and_workers_declare_on_rabbitmq_has_the_consumer_timeout() -> None:
+    from btq.producer.client import celery_client
+    from btq.producer.settings import ProducerSettings
+    from btq.worker.app import create_app
+
+    worker = create_app(WorkerSettings(redis_url="redis://r:6379/2", broker_url="amqp://h/v", queue="q"))
+    producer = celery_client(ProducerSettings(redis_url="redis://r:6379/2", broker_url="amqp://h/v", queue="q"))
+    expected = queue_arguments(24 * 3600)
+    # Configured (job and evaluation queue) and made on first send (a profile queue): declared alike.
+    for queues, name in [(worker.amqp.queues, n) for n in ("q", "q.eval", "q.profile.x")] + [
+        (producer.amqp.queues, n) for n in ("q", "q.profile.x")
+    ]:
+        queue = queues[name]
+        assert queue.queue_arguments == expected, name
+        assert (queue.exchange.name, queue.exchange.type, queue.routing_key) == (name, "direct", name)
+    on_redis = create_app(WorkerSettings(redis_url="redis://r:6379/2", queue="q"))
+    assert on_redis.amqp.queues["q.profile.x"].queue_arguments is None
