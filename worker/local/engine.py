@@ -10,7 +10,9 @@ engine's (constant) state, so every worker rebuilds the same LM.
 """
 
 import dataclasses
+import functools
 import importlib
+import importlib.metadata
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -18,12 +20,31 @@ from typing import TYPE_CHECKING, Any
 from dspy.lm15 import OpenAIChatCompat, OpenAIChatLM, Request, Response
 
 from btq.worker import interrupt
+from btq.worker.local.models import BASE_MODELS
 
 if TYPE_CHECKING:
     from btq.worker.local.provider import LlamaCppProvider
 
 ENGINE_STATE = {"backend": "llama.cpp"}
 """Equal on every worker, so saved LM states compare equal to the job LM's (see btq.worker.lm_binding)."""
+
+
+@functools.cache
+def engine_state() -> dict[str, Any]:
+    """Return `ENGINE_STATE` plus the installed version of each base model's weights package.
+
+    The versions make the LM-call cache key (which hashes the job LM's state) change when the weights do:
+    a base model's name stays the same across releases of the package that ships it. Fine-tunes are
+    content-addressed, so their names already change with their data and parent.
+    """
+    weights: dict[str, str] = {}
+    for base in BASE_MODELS.values():
+        try:
+            weights[base.distribution] = importlib.metadata.version(base.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            weights[base.distribution] = "not installed"
+    return {**ENGINE_STATE, "weights": weights}
+
 
 # llama-cpp-python reads `max_tokens` (it ignores OpenAI's newer `max_completion_tokens`) and takes the
 # system prompt as a `system` message.
@@ -85,8 +106,8 @@ class LlamaCppEngine:
             client.close()
 
     def dump_state(self) -> dict[str, Any]:
-        """Return the engine's saved state: constant, the provider is configured by each worker."""
-        return dict(ENGINE_STATE)
+        """Return the engine's saved state: the same on every worker with the same weights installed."""
+        return dict(engine_state())
 
     @classmethod
     def load_state(cls, state: dict[str, Any]) -> "LlamaCppEngine":
