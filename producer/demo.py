@@ -77,6 +77,13 @@ def worker_process(url: str, imports: list[str], concurrency: int = 1) -> Iterat
     if imports:
         env["BTQ_IMPORTS"] = json.dumps(imports)
     env.setdefault("BTQ_ARTIFACT_DIR", os.path.join(tempfile.gettempdir(), "btq-demo-artifacts"))
+    # Each pool process runs its own llama.cpp server (and may train): split the cores between them.
+    # Two OpenMP thread teams on one core wait on each other at every barrier; measured on 2 cores with
+    # two pool processes of 2 threads each, a call took 2.3x as long as with 1 thread each
+    # (`python -m bench.local_threads`).
+    share = str(max(1, (os.cpu_count() or 1) // max(1, concurrency)))
+    env.setdefault("BTQ_LOCAL_SERVER_N_THREADS", share)
+    env.setdefault("BTQ_LOCAL_TRAIN_THREADS", share)
     log = tempfile.NamedTemporaryFile(prefix="btq-demo-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         worker_argv(loglevel="warning", name=f"demo-{os.getpid()}@%h", concurrency=concurrency),
