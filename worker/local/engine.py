@@ -107,7 +107,8 @@ class LlamaCppEngine:
 
     def dump_state(self) -> dict[str, Any]:
         """Return the engine's saved state: the same on every worker with the same weights installed."""
-        return dict(engine_state())
+        state = engine_state()
+        return {**state, "weights": dict(state["weights"])}  # a copy: the cached state stays as it was
 
     @classmethod
     def load_state(cls, state: dict[str, Any]) -> "LlamaCppEngine":
