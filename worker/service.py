@@ -152,7 +152,10 @@ class StepService:
         try:
             result = self.store.result(job_id)
             job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
-            scores = score_candidates(job, result, dataset, split)
+            # The shared LM cache, as in the steps: candidates that several jobs have in common (the
+            # baseline, a shared prefix of strategies) are scored once across the fleet.
+            with caching_for(job, job.spec.cache and self.settings.lm_cache_enabled):
+                scores = score_candidates(job, result, dataset, split)
         except Exception as exc:  # reported to the requester, who decides what to do with it
             error = ErrorRecord.from_exception(exc)
         report = EvaluationReport(

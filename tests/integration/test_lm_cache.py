@@ -88,3 +88,27 @@ def test_two_identical_jobs_side_by_side_make_each_lm_call_once(cache_fleet: Fle
     # Every request was made once in the fleet: the other job waited for it instead of making it again.
     assert alone_calls > 0
     assert pair_calls == alone_calls
+
+
+def test_held_out_scoring_of_candidates_jobs_share_makes_each_lm_call_once(cache_fleet: Fleet) -> None:
+    # Two strategies with a common prefix: `p` and `p -> w` share the baseline and the `p` candidate.
+    client = cache_fleet.client()
+    short, long = (client.submit(spec(s, "given", True, 41, lm="t.counted")) for s in ("p", "p -> w"))
+    for job_id in (short, long):
+        client.wait(job_id, timeout_s=120)
+
+    before = calls(cache_fleet)
+    first = client.evaluate(short, "t.arith", "test", timeout_s=120)
+    first_calls = calls(cache_fleet) - before
+    before = calls(cache_fleet)
+    second = client.evaluate(long, "t.arith", "test", timeout_s=120)
+    second_calls = calls(cache_fleet) - before
+    before = calls(cache_fleet)
+    again = client.evaluate(long, "t.arith", "test", timeout_s=120)
+
+    assert first.error is None and second.error is None and first_calls > 0
+    # The shared candidates score the same and cost nothing the second time: only `p -> w`'s own
+    # candidate is paid (uncached, the second report would cost at least as much as the first).
+    assert {k: second.scores[k] for k in first.scores} == first.scores and len(second.scores) == 3
+    assert 0 < second_calls < first_calls
+    assert calls(cache_fleet) - before == 0 and again.scores == second.scores

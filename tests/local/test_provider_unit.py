@@ -102,8 +102,12 @@ def test_registry_entries(tmp_path: Path) -> None:
     assert registry.get("metrics", "local.destination_exact")(
         trips[0], dspy.Prediction(destination=trips[0].destination)
     )
-    # Greedy, short answers ended by a blank line, and shared through the fleet's LM-call cache.
-    assert lm.kwargs["stop"] == ["\n\n"] and lm.cache is True
+    authors = registry.dataset_split("local.authors", "train")
+    assert len(authors) == 60 and registry.get("programs", "local.catalog")().signature.output_fields
+    catalog_exact = registry.get("metrics", "local.catalog_exact")
+    assert catalog_exact(authors[0], dspy.Prediction(catalog_name=authors[0].catalog_name))
+    # Greedy, short answers ended by a blank line or a line opening a marker, shared through the LM-call cache.
+    assert lm.kwargs["stop"] == ["\n\n", "\n["] and lm.cache is True
 
 
 def test_registry_lm_reports_finetune_progress_as_step_progress(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 - LM `local.smollm2`: SmolLM2-135M-Instruct served by llama.cpp on this worker, fine-tunable on CPU,
   fine-tunes published in (and served from) the worker's artifact store.
-- Program `local.travel`, metric `local.destination_exact`, dataset `local.trips`: the demo task, naming
-  the city a traveller went to (see `btq.worker.local.travel`).
+- Program `local.catalog`, metric `local.catalog_exact`, dataset `local.authors`: the demo task, writing
+  a sentence's author as a library catalog lists them (see `btq.worker.local.catalog`).
+- Program `local.travel`, metric `local.destination_exact`, dataset `local.trips`: naming the city a
+  traveller went to (see `btq.worker.local.travel`).
 - Program `local.iso_date`, metric `local.iso_exact`, dataset `local.dates`: a strict-format task the
   model starts weak at and learns (see `btq.worker.local.task`); program `local.iso_date.teacher`, the
   same program answering from the training labels, for a job's `teacher`.
@@ -16,7 +18,7 @@ from typing import Any
 
 import dspy
 
-from btq.worker.local import travel
+from btq.worker.local import catalog, travel
 from btq.worker.local.models import PREFIX
 from btq.worker.local.provider import LlamaCppProvider
 from btq.worker.local.task import date_splits, iso_exact, program, teacher
@@ -49,9 +51,10 @@ def smollm2_lm(resources: WorkerResources) -> dspy.BaseLM:
         temperature=0.0,
         # Answers of these tasks are one short field. The 135M model writes the field, then a blank line
         # and often a broken `[## completed ## ]` marker with more text, which ChatAdapter would keep as
-        # part of the answer; a blank line ends the answer instead (and a ramble, much sooner than the cap).
+        # part of the answer; a blank line ends the answer instead (and a ramble, much sooner than the cap),
+        # and so does a line starting with "[" (the same broken marker, one newline after the answer).
         max_tokens=64,
-        stop=["\n\n"],
+        stop=["\n\n", "\n["],
         # Greedy decoding answers a request the same way every time, and the engine's state names the
         # weights' version: calls are safe to share through the fleet's LM-call cache (jobs of one
         # comparison share their common steps).
@@ -60,8 +63,11 @@ def smollm2_lm(resources: WorkerResources) -> dspy.BaseLM:
 
 
 def register(registry: Registry) -> None:
-    """Register the local LM, the trip-destination task and the ISO-date task."""
+    """Register the local LM and the catalog-entry, trip-destination and ISO-date tasks."""
     registry.lm("local.smollm2", smollm2_lm)
+    registry.program("local.catalog", catalog.program)
+    registry.metric("local.catalog_exact", catalog.catalog_exact)
+    registry.dataset("local.authors", catalog.author_splits)
     registry.program("local.travel", travel.program)
     registry.metric("local.destination_exact", travel.destination_exact)
     registry.dataset("local.trips", travel.trip_splits)
