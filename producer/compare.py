@@ -8,8 +8,9 @@ that fine-tune on the same data (`w` and `w -> p`) train once and share the arti
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -124,6 +125,13 @@ def _finish(
     return run, scores
 
 
+def _cancel_unfinished(client: JobClient, job_ids: Iterable[str]) -> None:
+    """Ask every job that has not ended to stop (best effort: the comparison is failing anyway)."""
+    for job_id in job_ids:
+        with suppress(Exception):
+            client.cancel(job_id)
+
+
 def run_comparison(
     client: JobClient,
     base_spec: dict[str, Any],
@@ -139,12 +147,22 @@ def run_comparison(
         held_out: (dataset, split) the final programs are scored on, e.g. `("local.dates", "test")`.
         strategies: One job each, in the order the table lists them.
         timeout_s: Bound on each job and on each held-out evaluation.
+
+    If it raises (a timeout, Ctrl-C, a refused submission), the jobs it submitted are cancelled first.
     """
     began = time.time()
-    ids = {s: client.submit({**base_spec, "strategy": s}) for s in strategies}
-    with ThreadPoolExecutor(max_workers=len(ids)) as pool:
-        futures = {s: pool.submit(_finish, client, s, job_id, held_out, timeout_s) for s, job_id in ids.items()}
-        done = {s: f.result() for s, f in futures.items()}
+    ids: dict[str, str] = {}
+    try:
+        for strategy in strategies:
+            ids[strategy] = client.submit({**base_spec, "strategy": strategy})
+        with ThreadPoolExecutor(max_workers=len(ids)) as pool:
+            futures = {s: pool.submit(_finish, client, s, job_id, held_out, timeout_s) for s, job_id in ids.items()}
+            done = {s: f.result() for s, f in futures.items()}
+    except BaseException:
+        # Interrupted, timed out or refused: the jobs already submitted would otherwise keep the fleet busy
+        # for nobody (and a later comparison's workers would run them first).
+        _cancel_unfinished(client, ids.values())
+        raise
     # Every job starts from the same program, so the first job's step 0 stands for the baseline.
     first_scores = done[strategies[0]][1]
     return Comparison(

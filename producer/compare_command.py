@@ -2,9 +2,12 @@
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
-from contextlib import ExitStack, suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,23 @@ def _base(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], tuple[st
     return spec, demo.imports, held_out
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let SIGTERM (`kill`, `timeout`) unwind like Ctrl-C: the jobs are cancelled, the worker stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_compare(args: argparse.Namespace) -> int:
     """Run `btq compare`; return the exit code (0 when every strategy produced its final program)."""
     spec, imports, held_out = _base(args)
@@ -60,6 +80,7 @@ def run_compare(args: argparse.Namespace) -> int:
         return 2
     settings = ProducerSettings()
     with ExitStack() as stack:
+        stack.enter_context(_sigterm_as_interrupt())
         url = stack.enter_context(redis_available(settings.redis_url))
         client = JobClient(settings.model_copy(update={"redis_url": url}))
         if args.workers:

@@ -10,6 +10,8 @@ import pytest
 from btq.producer.cli import main
 from btq.producer.client import JobClient
 from btq.producer.compare import BASELINE, DEFAULT_STRATEGIES, print_table, run_comparison, write_results
+from btq.schemas.exceptions import JobTimeoutError
+from btq.schemas.result import JobState
 from tests.integration.test_parity import spec
 from tests.reference import run_reference
 
@@ -82,3 +84,21 @@ def test_cli_compare_refuses_a_malformed_held_out_split(tmp_path: Path) -> None:
     job = tmp_path / "job.json"
     job.write_text(json.dumps(spec("p", "given", True, 6)))
     assert main(["compare", "--spec", str(job), "--held-out", "t.arith", "--workers", "0"]) == 2
+
+
+def test_a_comparison_that_gives_up_cancels_the_jobs_it_submitted(fleet: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: JobClient = fleet.client()
+    submitted: list[str] = []
+    submit = client.submit
+
+    def recording_submit(*args: Any, **kwargs: Any) -> str:
+        submitted.append(submit(*args, **kwargs))
+        return submitted[-1]
+
+    monkeypatch.setattr(client, "submit", recording_submit)
+    with pytest.raises(JobTimeoutError):
+        # A bound far shorter than any job: the comparison gives up while its jobs are queued or running.
+        run_comparison(client, spec("p -> w -> p", "given", True, 8), ("t.arith", "test"), timeout_s=0.05)
+    assert len(submitted) == len(DEFAULT_STRATEGIES)
+    for job_id in submitted:
+        assert client.wait(job_id, timeout_s=120).state == JobState.CANCELLED
