@@ -3,10 +3,12 @@
 Every job's final program (the candidate of its whole strategy, not its best) is scored on the held-out
 split by a worker. The comparison prints one table (validation, held-out test, wall time per strategy),
 and writes the rows as JSON and a bar chart as SVG. Fine-tunes are content-addressed, so two strategies
-that fine-tune on the same data (`w` and `w -> p`) train once and share the artifact.
+that fine-tune on the same data (`w` and `w -> p`) train once and share the artifact; a strategy whose
+steps begin a longer one's starts when those steps are done, and replays them from the caches.
 """
 
 import json
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +20,17 @@ from typing import Any, TextIO
 from btq.producer.chart import bar_chart_svg
 from btq.producer.client import JobClient
 from btq.schemas.events import EventType
+from btq.schemas.exceptions import BtqError
 from btq.schemas.result import Candidate, JobResult
 
 DEFAULT_STRATEGIES = ("p", "w", "p -> w", "w -> p", "p -> w -> p")
 """Each one-step strategy, each two-step order, and the full BetterTogether default."""
 
 BASELINE = "(baseline)"
+
+
+class ComparisonStopped(BtqError):
+    """The comparison was stopping (another job failed or it was interrupted): no more jobs are submitted."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,65 @@ def _cancel_unfinished(client: JobClient, job_ids: Iterable[str]) -> None:
             client.cancel(job_id)
 
 
+def _steps(strategy: str) -> list[str]:
+    return [part.strip() for part in strategy.split("->")]
+
+
+def carrier_of(strategy: str, strategies: Sequence[str]) -> str | None:
+    """The longest other strategy that starts with every step of `strategy` (None: there is none).
+
+    With the same data and seed, its job runs those steps exactly as `strategy`'s job would, so the
+    comparison starts `strategy` once they are done and its job replays them from the shared LM cache and
+    artifact store instead of computing them a second time, side by side, on another worker.
+    """
+    mine = _steps(strategy)
+    longer = [s for s in strategies if len(_steps(s)) > len(mine) and _steps(s)[: len(mine)] == mine]
+    return max(longer, key=lambda s: len(_steps(s)), default=None)
+
+
+def _await_steps(client: JobClient, job_id: str, steps: int, timeout_s: float, stop: threading.Event) -> None:
+    """Return once the job has ended its step `steps` (or the job has ended, or `stop` is set)."""
+    ended = {EventType.STEP_SUCCEEDED, EventType.STEP_FAILED}
+    for event in client.follow(job_id, timeout_s):
+        if stop.is_set() or (event.type in ended and (event.step_index or 0) >= steps):
+            return
+
+
+class _Launcher:
+    """Submits the comparison's jobs (carriers at once, the others after their shared steps) and tracks them."""
+
+    def __init__(self, client: JobClient, base_spec: dict[str, Any], strategies: Sequence[str], timeout_s: float):
+        self.client = client
+        self.base_spec = base_spec
+        self.strategies = strategies
+        self.timeout_s = timeout_s
+        self.ids: dict[str, str] = {}
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def submit(self, strategy: str) -> str:
+        """Submit `strategy`'s job now (refused once the comparison is stopping)."""
+        with self._lock:
+            if self.stop.is_set():
+                raise ComparisonStopped(f"the comparison stopped before {strategy!r} was submitted")
+            self.ids[strategy] = self.client.submit({**self.base_spec, "strategy": strategy})
+            return self.ids[strategy]
+
+    def submit_after_carrier(self, strategy: str) -> str:
+        """Submit `strategy`'s job once its carrier's job has run the steps they share."""
+        carrier = carrier_of(strategy, self.strategies)
+        if carrier is not None:
+            _await_steps(self.client, self.ids[carrier], len(_steps(strategy)), self.timeout_s, self.stop)
+        return self.submit(strategy)
+
+    def cancel_all(self) -> None:
+        """Stop submitting and ask every submitted job that has not ended to stop."""
+        with self._lock:
+            self.stop.set()
+            submitted = list(self.ids.values())
+        _cancel_unfinished(self.client, submitted)
+
+
 def run_comparison(
     client: JobClient,
     base_spec: dict[str, Any],
@@ -139,7 +205,11 @@ def run_comparison(
     strategies: Sequence[str] = DEFAULT_STRATEGIES,
     timeout_s: float = 3600.0,
 ) -> Comparison:
-    """Submit one job per strategy at once, wait for all, score each final program on `held_out`.
+    """Run one job per strategy concurrently, wait for all, score each final program on `held_out`.
+
+    A strategy whose steps begin another one's (`p` and `p -> w` in `p -> w -> p`) is submitted when that
+    job has run them: the fleet computes every shared step once, and no worker sits waiting on another's
+    identical LM calls. Its job then replays those steps (same results, from the caches) and runs the rest.
 
     Args:
         client: A client of the fleet that runs the jobs.
@@ -151,18 +221,27 @@ def run_comparison(
     If it raises (a timeout, Ctrl-C, a refused submission), the jobs it submitted are cancelled first.
     """
     began = time.time()
-    ids: dict[str, str] = {}
+    launcher = _Launcher(client, base_spec, strategies, timeout_s)
+    pool = ThreadPoolExecutor(max_workers=len(strategies))
     try:
-        for strategy in strategies:
-            ids[strategy] = client.submit({**base_spec, "strategy": strategy})
-        with ThreadPoolExecutor(max_workers=len(ids)) as pool:
-            futures = {s: pool.submit(_finish, client, s, job_id, held_out, timeout_s) for s, job_id in ids.items()}
-            done = {s: f.result() for s, f in futures.items()}
+        for strategy in strategies:  # carriers first, so every waiting strategy's carrier has a job id
+            if carrier_of(strategy, strategies) is None:
+                launcher.submit(strategy)
+
+        def run(strategy: str) -> tuple[StrategyRun, dict[str, float | None]]:
+            job_id = launcher.ids.get(strategy) or launcher.submit_after_carrier(strategy)
+            return _finish(client, strategy, job_id, held_out, timeout_s)
+
+        futures = {s: pool.submit(run, s) for s in strategies}
+        done = {s: f.result() for s, f in futures.items()}
     except BaseException:
         # Interrupted, timed out or refused: the jobs already submitted would otherwise keep the fleet busy
-        # for nobody (and a later comparison's workers would run them first).
-        _cancel_unfinished(client, ids.values())
+        # for nobody (and a later comparison's workers would run them first). Cancelled jobs end, so the
+        # threads following them return.
+        launcher.cancel_all()
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
+    pool.shutdown()
     # Every job starts from the same program, so the first job's step 0 stands for the baseline.
     first_scores = done[strategies[0]][1]
     return Comparison(

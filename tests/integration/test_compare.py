@@ -2,6 +2,10 @@
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +13,19 @@ import pytest
 
 from btq.producer.cli import main
 from btq.producer.client import JobClient
-from btq.producer.compare import BASELINE, DEFAULT_STRATEGIES, print_table, run_comparison, write_results
+from btq.producer.compare import (
+    BASELINE,
+    DEFAULT_STRATEGIES,
+    carrier_of,
+    print_table,
+    run_comparison,
+    write_results,
+)
+from btq.producer.dashboard.reader import list_jobs
+from btq.schemas.events import EventType
 from btq.schemas.exceptions import JobTimeoutError
 from btq.schemas.result import JobState
+from tests.conftest import wait_until
 from tests.integration.test_parity import spec
 from tests.reference import run_reference
 
@@ -46,6 +60,27 @@ def test_strategies_that_fine_tune_on_the_same_data_share_the_fine_tuned_model(c
     assert models["w"] != models["p -> w"]  # different programs fine-tuned, different content names
     assert all(m and ":ft-" in m[0] for s, m in models.items() if "w" in s)
     assert models["p"] == ["sim/t-small"]
+
+
+def test_a_strategy_starts_once_the_longer_strategy_it_begins_has_run_their_shared_steps(
+    fleet: Any, comparison: Any
+) -> None:
+    client: JobClient = fleet.client()
+    runs = {run.strategy: run for run in comparison.runs}
+    assert carrier_of("p", DEFAULT_STRATEGIES) == "p -> w -> p" and carrier_of("w", DEFAULT_STRATEGIES) == "w -> p"
+    assert carrier_of("p -> w -> p", DEFAULT_STRATEGIES) is None
+    for strategy, run in runs.items():
+        carrier = carrier_of(strategy, DEFAULT_STRATEGIES)
+        if carrier is None:
+            continue
+        shared = len(strategy.split("->"))
+        carrier_done = next(
+            e.at
+            for _, e in client.events(runs[carrier].job_id)
+            if e.type is EventType.STEP_SUCCEEDED and e.step_index == shared
+        )
+        first_start = min(e.at for _, e in client.events(run.job_id) if e.type is EventType.STEP_STARTED)
+        assert first_start >= carrier_done, strategy
 
 
 def test_table_json_and_svg_chart_carry_every_row(comparison: Any, tmp_path: Path) -> None:
@@ -88,17 +123,43 @@ def test_cli_compare_refuses_a_malformed_held_out_split(tmp_path: Path) -> None:
 
 def test_a_comparison_that_gives_up_cancels_the_jobs_it_submitted(fleet: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     client: JobClient = fleet.client()
-    submitted: list[str] = []
+    submitted: dict[str, str] = {}
     submit = client.submit
 
-    def recording_submit(*args: Any, **kwargs: Any) -> str:
-        submitted.append(submit(*args, **kwargs))
-        return submitted[-1]
+    def recording_submit(job: dict[str, Any]) -> str:
+        submitted[job["strategy"]] = submit(job)
+        return submitted[job["strategy"]]
 
     monkeypatch.setattr(client, "submit", recording_submit)
     with pytest.raises(JobTimeoutError):
         # A bound far shorter than any job: the comparison gives up while its jobs are queued or running.
         run_comparison(client, spec("p -> w -> p", "given", True, 8), ("t.arith", "test"), timeout_s=0.05)
-    assert len(submitted) == len(DEFAULT_STRATEGIES)
-    for job_id in submitted:
+    # Only the strategies no other one begins were running; the others are never submitted.
+    assert set(submitted) == {"p -> w -> p", "w -> p"}
+    for job_id in submitted.values():
         assert client.wait(job_id, timeout_s=120).state == JobState.CANCELLED
+    assert set(submitted) == {"p -> w -> p", "w -> p"}
+
+
+def test_sigterm_to_btq_compare_cancels_its_jobs(fleet: Any, tmp_path: Path) -> None:
+    job = tmp_path / "job.json"
+    # Slow enough that SIGTERM lands while the comparison is waiting on its running jobs.
+    job.write_text(json.dumps(spec("p -> w -> p", "given", True, 9, lm="t.counted_slow")))
+    env = {**os.environ, "BTQ_REDIS_URL": fleet.url, "BTQ_QUEUE": fleet.queue}
+    argv = ["compare", "--spec", str(job), "--held-out", "t.arith:test", "--workers", "0", "--out", str(tmp_path)]
+    client: JobClient = fleet.client()
+    known = {row["job_id"] for row in list_jobs(client.redis)}
+    proc = subprocess.Popen([sys.executable, "-m", "btq.producer.cli", *argv], env=env, stdout=subprocess.PIPE)
+    try:
+
+        def mine() -> list[str]:
+            return [row["job_id"] for row in list_jobs(client.redis) if row["job_id"] not in known]
+
+        wait_until(lambda: len(mine()) == 2, 60, "the comparison's first two jobs")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        proc.kill()
+    for job_id in mine():
+        assert client.wait(job_id, timeout_s=120).state == JobState.CANCELLED
+    assert len(mine()) == 2  # nothing submitted after the signal
