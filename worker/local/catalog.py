@@ -65,7 +65,7 @@ def _author(rng: random.Random) -> tuple[str, str]:
     return f"{given_names} {surname}", f"{surname}, {given_names}"
 
 
-def author_splits(seed: int = 20261203, sizes: tuple[int, int, int] = (48, 24, 32)) -> dict[str, list[dspy.Example]]:
+def author_splits(seed: int = 20261203, sizes: tuple[int, int, int] = (60, 30, 40)) -> dict[str, list[dspy.Example]]:
     """Return train/val/test splits of (sentence -> catalog entry), deterministic per seed, no repeats."""
     rng = random.Random(seed)
     seen: set[str] = set()
