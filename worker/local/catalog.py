@@ -15,6 +15,8 @@ from typing import Any
 
 import dspy
 
+from btq.worker.local.sentences import exact_answer, sentence_splits
+
 GIVEN = (
     "Ada", "Grace", "Alan", "Maria", "Priya", "Omar", "Lena", "Tomas", "Yuki", "Chen", "Fatima", "Diego",
     "Nora", "Ivan", "Sara", "Kofi", "Elena", "Raj", "Hana", "Lucas", "Mei", "Jonas", "Amara", "Pedro",
@@ -65,26 +67,19 @@ def _author(rng: random.Random) -> tuple[str, str]:
     return f"{given_names} {surname}", f"{surname}, {given_names}"
 
 
+def _draw(rng: random.Random) -> tuple[str, str]:
+    written, entry = _author(rng)
+    return rng.choice(TEMPLATES).format(author=written, year=rng.randint(1900, 2020)), entry
+
+
 def author_splits(seed: int = 20261203, sizes: tuple[int, int, int] = (60, 30, 40)) -> dict[str, list[dspy.Example]]:
     """Return train/val/test splits of (sentence -> catalog entry), deterministic per seed, no repeats."""
-    rng = random.Random(seed)
-    seen: set[str] = set()
-    examples: list[dspy.Example] = []
-    while len(examples) < sum(sizes):
-        written, entry = _author(rng)
-        sentence = rng.choice(TEMPLATES).format(author=written, year=rng.randint(1900, 2020))
-        if sentence in seen:
-            continue
-        seen.add(sentence)
-        examples.append(dspy.Example(sentence=sentence, catalog_name=entry).with_inputs("sentence"))
-    a, b = sizes[0], sizes[0] + sizes[1]
-    return {"train": examples[:a], "val": examples[a:b], "test": examples[b:]}
+    return sentence_splits(_draw, "catalog_name", seed, sizes)
 
 
 def catalog_exact(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:
     """Return True when the answer is exactly the catalog entry (surrounding spaces aside)."""
-    expected: str = example.catalog_name
-    return str(getattr(prediction, "catalog_name", "") or "").strip() == expected
+    return exact_answer(example, prediction, "catalog_name")
 
 
 def program() -> dspy.Module:

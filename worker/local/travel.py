@@ -14,6 +14,8 @@ from typing import Any
 
 import dspy
 
+from btq.worker.local.sentences import exact_answer, sentence_splits
+
 PEOPLE = (
     "Ada", "Grace", "Alan", "Maria", "Priya", "Omar", "Lena", "Tomas", "Yuki", "Chen", "Fatima", "Diego",
     "Nora", "Ivan", "Sara", "Kofi", "Elena", "Raj", "Hana", "Lucas", "Mei", "Jonas", "Amara", "Pedro",
@@ -44,26 +46,19 @@ class Destination(dspy.Signature):  # type: ignore[misc]
     destination: str = dspy.OutputField(desc="the city name only")
 
 
+def _draw(rng: random.Random) -> tuple[str, str]:
+    home, start, dest = rng.sample(CITIES, 3)
+    return rng.choice(TEMPLATES).format(who=rng.choice(PEOPLE), home=home, start=start, dest=dest), dest
+
+
 def trip_splits(seed: int = 20261203, sizes: tuple[int, int, int] = (60, 40, 40)) -> dict[str, list[dspy.Example]]:
     """Return train/val/test splits of (trip sentence -> destination), deterministic per seed, no repeats."""
-    rng = random.Random(seed)
-    seen: set[str] = set()
-    examples: list[dspy.Example] = []
-    while len(examples) < sum(sizes):
-        home, start, dest = rng.sample(CITIES, 3)
-        sentence = rng.choice(TEMPLATES).format(who=rng.choice(PEOPLE), home=home, start=start, dest=dest)
-        if sentence in seen:
-            continue
-        seen.add(sentence)
-        examples.append(dspy.Example(sentence=sentence, destination=dest).with_inputs("sentence"))
-    a, b = sizes[0], sizes[0] + sizes[1]
-    return {"train": examples[:a], "val": examples[a:b], "test": examples[b:]}
+    return sentence_splits(_draw, "destination", seed, sizes)
 
 
 def destination_exact(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:
     """Return True when the answer is exactly the destination's name (surrounding spaces aside)."""
-    expected: str = example.destination
-    return str(getattr(prediction, "destination", "") or "").strip() == expected
+    return exact_answer(example, prediction, "destination")
 
 
 def program() -> dspy.Module:
