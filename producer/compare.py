@@ -10,7 +10,7 @@ steps begin a longer one's starts when those steps are done, and replays them fr
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
@@ -21,6 +21,7 @@ from btq.producer.chart import bar_chart_svg
 from btq.producer.client import JobClient
 from btq.schemas.events import EventType
 from btq.schemas.exceptions import BtqError
+from btq.schemas.job import STRATEGY_SEPARATOR
 from btq.schemas.result import Candidate, JobResult
 
 DEFAULT_STRATEGIES = ("p", "w", "p -> w", "w -> p", "p -> w -> p")
@@ -132,15 +133,9 @@ def _finish(
     return run, scores
 
 
-def _cancel_unfinished(client: JobClient, job_ids: Iterable[str]) -> None:
-    """Ask every job that has not ended to stop (best effort: the comparison is failing anyway)."""
-    for job_id in job_ids:
-        with suppress(Exception):
-            client.cancel(job_id)
-
-
 def _steps(strategy: str) -> list[str]:
-    return [part.strip() for part in strategy.split("->")]
+    # Split as JobSpec.steps() (and dspy.BetterTogether) split a strategy.
+    return strategy.split(STRATEGY_SEPARATOR)
 
 
 def carrier_of(strategy: str, strategies: Sequence[str]) -> str | None:
@@ -195,7 +190,9 @@ class _Launcher:
         with self._lock:
             self.stop.set()
             submitted = list(self.ids.values())
-        _cancel_unfinished(self.client, submitted)
+        for job_id in submitted:  # best effort: the comparison is failing anyway
+            with suppress(Exception):
+                self.client.cancel(job_id)
 
 
 def run_comparison(
