@@ -19,11 +19,14 @@ $(VENV)/.installed: pyproject.toml
 install-local: install
 	scripts/install-local.sh $(VENV)
 
+# Ruff, mypy strict, and the layer contracts (pyproject.toml [tool.importlinter]): lint-imports reads
+# btq.* through the same links as mypy and fails on an import that crosses a layer the wrong way.
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	scripts/mypy-tree.sh
 	$(VENV)/bin/mypy
+	PYTHONPATH=build/mypy $(VENV)/bin/lint-imports
 
 format:
 	$(VENV)/bin/ruff format .

@@ -25,7 +25,7 @@ LATENCIES_MS = (0, 20, 50)
 """LM latencies the bench workers register, one LM name each (see `lm_name`)."""
 
 LM_DESCRIPTION = (
-    "SimulatedEngine (worker/simulated.py): deterministic answers, sleeps latency_ms per call, "
+    "SimulatedEngine (worker/lm/simulated.py): deterministic answers, sleeps latency_ms per call, "
     "simulated fine-tuning; no model weights, no network"
 )
 """Printed and stored with the figures: which LM produced them."""

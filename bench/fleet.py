@@ -1,6 +1,6 @@
 """Worker processes for the bench: spawn, time the start-up, find the pool child, read RSS, stop.
 
-Each worker runs the core's command line (`btq.producer.worker_command.worker_argv`: `celery -A btq.worker.main
+Each worker runs the core's command line (`btq.producer.fleet.worker_command.worker_argv`: `celery -A btq.worker.main
 worker -c 1 --pool prefork -l warning -n NAME@%h`), configured only through `BTQ_*` variables, started from the repository root so `bench.registry`
 imports. Start-up time is spawn to the manifest the worker publishes when it is ready to consume.
 """
@@ -19,7 +19,7 @@ from typing import cast
 
 from bench.config import ROOT
 from bench.redis_dbs import connect, db_url
-from btq.producer.worker_command import worker_argv
+from btq.producer.fleet.worker_command import worker_argv
 from btq.schemas import keys
 
 READY_TIMEOUT_S = 120.0

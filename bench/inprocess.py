@@ -18,8 +18,8 @@ import dspy
 from bench.jobs import NUM_THREADS, P_KWARGS, SEED, STRATEGY
 from bench.registry import make_lm
 from btq.schemas.result import JobResult
-from btq.worker.artifacts import LocalArtifactStore
-from btq.worker.builtin import arithmetic_splits, exact_match
+from btq.worker.artifacts.store import LocalArtifactStore
+from btq.worker.lm.builtin import arithmetic_splits, exact_match
 
 
 @dataclass

@@ -13,10 +13,10 @@ from typing import Any
 
 import dspy
 
-from btq.worker.artifacts import store_from_url
-from btq.worker.local.provider import LlamaCppProvider
-from btq.worker.local.registry import SMOLLM2
-from btq.worker.local.task import date_splits, iso_exact, program
+from btq.worker.artifacts.store import store_from_url
+from btq.worker.lm.local.provider import LlamaCppProvider
+from btq.worker.lm.local.registry import SMOLLM2
+from btq.worker.lm.local.tasks.dates import date_splits, iso_exact, program
 
 
 def probe(lm: dspy.LM, demos: int, n: int, show: int, split: str) -> dict[str, Any]:

@@ -18,10 +18,10 @@ import time
 
 import dspy
 
-from btq.worker.artifacts import store_from_url
-from btq.worker.local.provider import LlamaCppProvider
-from btq.worker.local.registry import SMOLLM2
-from btq.worker.local.travel import program, trip_splits
+from btq.worker.artifacts.store import store_from_url
+from btq.worker.lm.local.provider import LlamaCppProvider
+from btq.worker.lm.local.registry import SMOLLM2
+from btq.worker.lm.local.tasks.travel import program, trip_splits
 
 
 def one(n: int) -> float:

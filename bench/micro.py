@@ -13,9 +13,9 @@ import redis
 from bench.stats import Summary, summarize
 from btq.schemas.events import EventType
 from btq.schemas.result import StepRecord
-from btq.worker.events import EventEmitter
 from btq.worker.settings import WorkerSettings
-from btq.worker.store import JobStore
+from btq.worker.state.events import EventEmitter
+from btq.worker.state.store import JobStore
 
 WARMUP_CALLS = 20
 """Untimed calls first: connection setup and pydantic's first-use costs are not per-step costs."""

@@ -10,11 +10,11 @@ from collections.abc import Callable
 import dspy
 
 from bench.config import LATENCIES_MS, lm_name
-from btq.worker import simulated
-from btq.worker.artifacts import ArtifactStore
-from btq.worker.builtin import arithmetic_splits
-from btq.worker.registry import Registry, WorkerResources
-from btq.worker.simulated import simulated_lm
+from btq.worker.artifacts.store import ArtifactStore
+from btq.worker.core.registry import Registry, WorkerResources
+from btq.worker.lm import simulated
+from btq.worker.lm.builtin import arithmetic_splits
+from btq.worker.lm.simulated import simulated_lm
 
 TINY_DATASET = "bench.tiny"
 """A dataset small enough that a job costs a handful of LM calls (events and memory sections)."""

@@ -19,7 +19,7 @@ from bench.redis_dbs import db_url, flush
 from btq.producer.client import JobClient
 from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
-from btq.worker.runtime import WorkerRuntime
+from btq.worker.celery.runtime import WorkerRuntime
 from btq.worker.settings import WorkerSettings
 
 DB_SUBMIT = 13

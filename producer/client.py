@@ -14,17 +14,17 @@ import redis
 from celery import Celery, chain
 from pydantic import JsonValue
 
-from btq.producer.fleet import FleetView
+from btq.producer.fleet.validation import parse_spec
+from btq.producer.fleet.view import FleetView
 from btq.producer.reconnect import INFRA_ERRORS, Backoff, with_reconnect
 from btq.producer.settings import ProducerSettings
-from btq.producer.validation import parse_spec
 from btq.schemas import keys
-from btq.schemas.broker import amqp_class, task_queue
 from btq.schemas.codec import decode
 from btq.schemas.events import EventType, JobEvent
 from btq.schemas.exceptions import JobExistsError, JobNotFoundError, JobTimeoutError, JobValidationError
 from btq.schemas.job import JobSpec
 from btq.schemas.manifest import RegistryManifest
+from btq.schemas.queues import amqp_class, task_queue
 from btq.schemas.result import EvaluationReport, JobResult, JobState, JobStatus
 
 Cursor = str

@@ -4,11 +4,7 @@ Producers and workers (and services in other languages that enqueue) must declar
 with the same arguments, or the broker refuses the second declaration.
 """
 
-from typing import Any
 from urllib.parse import urlsplit
-
-from celery.app.amqp import AMQP, Queues
-from kombu.entity import Exchange, Queue
 
 AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
 
@@ -29,32 +25,3 @@ def queue_arguments(consumer_timeout_s: float) -> dict[str, int]:
     whose step runs longer than the server's default.
     """
     return {"x-consumer-timeout": int(consumer_timeout_s * 1000)}
-
-
-def task_queue(name: str, broker_url: str, consumer_timeout_s: float) -> Queue:
-    """Return the queue `name` as every party declares it.
-
-    A direct exchange and routing key named after the queue (what Celery makes for a queue it was not
-    configured with), and on RabbitMQ the `queue_arguments` above: the job queue, its evaluation queue
-    and every registry profile's queues alike, so a long step or shard on any of them keeps its channel.
-    """
-    arguments = queue_arguments(consumer_timeout_s) if is_amqp(broker_url) else None
-    return Queue(name, Exchange(name, type="direct"), routing_key=name, queue_arguments=arguments)  # type: ignore[no-untyped-call]
-
-
-def amqp_class(broker_url: str, consumer_timeout_s: float) -> type[AMQP]:
-    """Return Celery's AMQP class whose queues made on first use are declared by `task_queue`.
-
-    Steps and shards are sent to queues a process was not configured with (a job's profile queue and
-    its evaluation queue): Celery declares those on first publish, without arguments, which RabbitMQ
-    would refuse once a worker declared them with `x-consumer-timeout` (and vice versa).
-    """
-
-    class _Queues(Queues):  # type: ignore[misc]
-        def new_missing(self, name: str) -> Queue:
-            return task_queue(name, broker_url, consumer_timeout_s)
-
-    class _AMQP(AMQP):  # type: ignore[misc]
-        queues_cls: Any = _Queues
-
-    return _AMQP

@@ -1,4 +1,6 @@
-"""Bare-name imports from a source checkout (`import worker.main`) served by the installed `btq.*` modules.
+"""Old import paths kept working: bare names from a checkout, and modules that moved to a new home.
+
+Bare names: `import worker.main` from a source checkout is served by the installed `btq.*` modules.
 
 The packages install only as `btq.schemas`, `btq.producer` and `btq.worker`, so nothing named `schemas`,
 `producer` or `worker` is put into anyone's environment. A process whose working directory is a checkout
@@ -15,6 +17,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import warnings
+from collections.abc import Mapping
 from types import ModuleType
 
 
@@ -30,6 +33,36 @@ class _AliasLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         """Nothing to run: the real module was executed when it was imported."""
+
+
+class _MovedFinder(importlib.abc.MetaPathFinder):
+    """Finds a module at the path it had before it moved (`btq.worker.registry`) as its new home."""
+
+    def __init__(self, package: str, moved: Mapping[str, str]) -> None:
+        self.package = package
+        # Longest first, so `local.registry` wins over `local`.
+        self.moved = sorted(((f"{package}.{old}", new) for old, new in moved.items()), key=lambda p: -len(p[0]))
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        """Return an alias spec for a moved module (or a module below a moved package); None otherwise."""
+        for old, new in self.moved:
+            if fullname == old or fullname.startswith(old + "."):
+                real = new + fullname[len(old) :]
+                warnings.warn(f"`{fullname}` moved to `{real}`: import {real}", DeprecationWarning, stacklevel=2)
+                return importlib.machinery.ModuleSpec(fullname, _AliasLoader(real))
+        return None
+
+
+def alias_moved_modules(package: str, moved: Mapping[str, str]) -> None:
+    """Serve each `package.<old>` (a module path that moved) as the module `moved[old]`, the same object.
+
+    Called by a package's `__init__` with its table of moves: code written against the old paths (a user's
+    registry module, `BTQ_IMPORTS`, scripts) keeps working, and finds one copy of every module.
+    """
+    if not any(isinstance(f, _MovedFinder) and f.package == package for f in sys.meta_path):
+        sys.meta_path.insert(0, _MovedFinder(package, moved))
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):

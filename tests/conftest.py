@@ -21,8 +21,8 @@ import pytest
 import redis
 
 from btq.producer.client import JobClient
+from btq.producer.fleet.worker_command import worker_argv
 from btq.producer.settings import ProducerSettings
-from btq.producer.worker_command import worker_argv
 from btq.schemas import keys
 from tests.rabbitmq import throwaway_vhost
 from tests.stub_openai import StubOpenAI

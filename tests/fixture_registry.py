@@ -7,9 +7,9 @@ import dspy
 from dspy.clients.provider import Provider
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from btq.worker import simulated
-from btq.worker.registry import Registry, WorkerResources
-from btq.worker.simulated import simulated_lm
+from btq.worker.core.registry import Registry, WorkerResources
+from btq.worker.lm import simulated
+from btq.worker.lm.simulated import simulated_lm
 
 LM_CALLS_KEY = "btq-test:lm-calls"
 """Counter of calls the `t.counted` LM answered, in the worker's Redis database."""

@@ -2,7 +2,7 @@
 
 import dspy
 
-from btq.worker.registry import Registry
+from btq.worker.core.registry import Registry
 from tests.fixture_registry import exact, lm_for, splits
 
 

@@ -10,7 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from btq.worker.simulated import _solve_arith
+from btq.worker.lm.simulated import _solve_arith
 
 
 class StubOpenAI:

@@ -2,7 +2,7 @@
 
 import os
 
-from btq.worker.app import create_app
+from btq.worker.celery.app import create_app
 from btq.worker.settings import WorkerSettings
 
 # A local cost map: otherwise every process waits on a download that the network may not allow.

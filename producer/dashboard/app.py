@@ -23,7 +23,7 @@ from btq.producer.dashboard.auth import TokenAuth
 from btq.producer.dashboard.job_list import JobList
 from btq.producer.dashboard.settings import DashboardSettings
 from btq.producer.dashboard.stream import follow_stream, parse_cursor
-from btq.producer.liveness import live_workers
+from btq.producer.fleet.liveness import live_workers
 from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
 from btq.schemas.exceptions import JobNotFoundError

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from btq.producer.cli import main
+from btq.producer.cli.commands import main
 from btq.producer.client import JobClient
-from btq.producer.compare import (
+from btq.producer.dashboard.reader import list_jobs
+from btq.producer.demo.compare import (
     BASELINE,
     DEFAULT_STRATEGIES,
     carrier_of,
@@ -21,7 +22,6 @@ from btq.producer.compare import (
     run_comparison,
     write_results,
 )
-from btq.producer.dashboard.reader import list_jobs
 from btq.schemas.events import EventType
 from btq.schemas.exceptions import JobTimeoutError
 from btq.schemas.result import JobState
@@ -149,7 +149,7 @@ def test_sigterm_to_btq_compare_cancels_its_jobs(fleet: Any, tmp_path: Path) -> 
     argv = ["compare", "--spec", str(job), "--held-out", "t.arith:test", "--workers", "0", "--out", str(tmp_path)]
     client: JobClient = fleet.client()
     known = {row["job_id"] for row in list_jobs(client.redis)}
-    proc = subprocess.Popen([sys.executable, "-m", "btq.producer.cli", *argv], env=env, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "btq.producer.cli.commands", *argv], env=env, stdout=subprocess.PIPE)
     try:
 
         def mine() -> list[str]:

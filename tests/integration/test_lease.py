@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from btq.schemas import keys
-from btq.worker.lease import Holder, StepLease
+from btq.worker.state.lease import Holder, StepLease
 from tests.conftest import redis_url
 
 pytestmark = pytest.mark.integration

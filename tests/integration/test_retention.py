@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from btq.schemas import keys
-from btq.worker.ranking import build_result
-from btq.worker.store import JobStore
+from btq.worker.core.ranking import build_result
+from btq.worker.state.store import JobStore
 from tests.conftest import redis_url
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import pytest
 
 from btq.producer.client import JobClient
 from btq.schemas import keys
-from btq.worker.redaction import MASK
+from btq.worker.steps.redaction import MASK
 from tests.conftest import STUB_API_KEY, Fleet
 from tests.stub_openai import StubOpenAI
 

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from btq.producer.validation import parse_spec
+from btq.producer.fleet.validation import parse_spec
 from btq.schemas import keys
 from btq.schemas.result import StepOutcome
+from btq.worker.celery.sweeper import Sweeper
 from btq.worker.settings import WorkerSettings
-from btq.worker.store import JobStore
-from btq.worker.sweeper import Sweeper
+from btq.worker.state.store import JobStore
 from tests.conftest import redis_url
 from tests.integration.test_parity import spec
 

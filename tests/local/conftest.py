@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from btq.worker.local.server import ServerPool
-from btq.worker.local.settings import ServerSettings
+from btq.worker.lm.local.server import ServerPool
+from btq.worker.lm.local.settings import ServerSettings
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def local_extra() -> None:
     """Skip unless llama-cpp-python (server), torch, transformers, peft and the model package are installed."""
     for module in ("llama_cpp.server", "torch", "transformers", "peft", "gguf"):
         pytest.importorskip(module, reason="the `local` extra is not installed (scripts/install-local.sh)")
-    from btq.worker.local.models import BASE_MODELS
+    from btq.worker.lm.local.models import BASE_MODELS
 
     try:
         BASE_MODELS["smollm2-135m-instruct"].gguf()

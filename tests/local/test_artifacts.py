@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from btq.worker.artifacts import (
+from btq.worker.artifacts.store import (
     COMPLETE_MARKER,
     ArtifactStore,
     FsspecArtifactStore,

@@ -2,7 +2,7 @@
 
 import dspy
 
-from btq.worker.local.catalog import BODIES, MIDDLE, TEMPLATES, author_splits, catalog_exact
+from btq.worker.lm.local.tasks.catalog import BODIES, MIDDLE, TEMPLATES, author_splits, catalog_exact
 
 
 def test_splits_are_deterministic_disjoint_and_sized() -> None:

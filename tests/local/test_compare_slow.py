@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from btq.producer.compare import print_table, run_comparison
-from btq.producer.demo_jobs import LOCAL
+from btq.producer.demo.compare import print_table, run_comparison
+from btq.producer.demo.jobs import LOCAL
 from tests.conftest import running_fleet
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 @pytest.mark.timeout(3600)
 def test_p_w_p_beats_each_one_step_strategy_and_the_baseline_on_the_test_split(local_extra: None) -> None:
-    with running_fleet(4, "btq-compare", ["ca", "cb"], {"BTQ_IMPORTS": '["btq.worker.local.registry"]'}) as fleet:
+    with running_fleet(4, "btq-compare", ["ca", "cb"], {"BTQ_IMPORTS": '["btq.worker.lm.local.registry"]'}) as fleet:
         comparison = run_comparison(fleet.client(), LOCAL.spec, LOCAL.held_out, timeout_s=1800)
     print_table(comparison, sys.stdout)
     test = {run.strategy: run.test for run in comparison.runs}

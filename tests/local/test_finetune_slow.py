@@ -6,12 +6,12 @@ from typing import Any
 import dspy
 import pytest
 
-from btq.worker.artifacts import LocalArtifactStore
-from btq.worker.local.models import MANIFEST, FinetuneManifest, is_finetuned
-from btq.worker.local.provider import LlamaCppProvider
-from btq.worker.local.server import ServerPool
-from btq.worker.local.settings import FinetuneSettings, ServerSettings
-from btq.worker.local.task import date_splits, iso_exact, program, teacher
+from btq.worker.artifacts.store import LocalArtifactStore
+from btq.worker.lm.local.models import MANIFEST, FinetuneManifest, is_finetuned
+from btq.worker.lm.local.provider import LlamaCppProvider
+from btq.worker.lm.local.server import ServerPool
+from btq.worker.lm.local.settings import FinetuneSettings, ServerSettings
+from btq.worker.lm.local.tasks.dates import date_splits, iso_exact, program, teacher
 
 pytestmark = pytest.mark.slow
 BASE = "llamacpp/smollm2-135m-instruct"
@@ -67,7 +67,7 @@ def test_bootstrap_finetune_trains_publishes_and_any_worker_serves(tmp_path: Pat
 def test_full_finetune_and_a_lora_on_top_are_served(tmp_path: Path, pool: ServerPool) -> None:
     from dspy.clients.utils_finetune import TrainDataFormat
 
-    from btq.worker.local.task import NormalizeDate
+    from btq.worker.lm.local.tasks.dates import NormalizeDate
 
     store = LocalArtifactStore(tmp_path / "store")
     provider = LlamaCppProvider(store, pool=pool)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from btq.worker.artifacts import LocalArtifactStore
-from btq.worker.local import models
-from btq.worker.local.models import FinetuneManifest, ServedModel, base_of, is_finetuned, resolve
+from btq.worker.artifacts.store import LocalArtifactStore
+from btq.worker.lm.local import models
+from btq.worker.lm.local.models import FinetuneManifest, ServedModel, base_of, is_finetuned, resolve
 
 BASE = "llamacpp/smollm2-135m-instruct"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from btq.worker.local.procs import spawn, terminate, wait_until
+from btq.worker.lm.local.procs import spawn, terminate, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
 
@@ -40,7 +40,7 @@ def test_child_dies_with_its_parent(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import os, sys, threading
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-        from btq.worker.local.procs import spawn
+        from btq.worker.lm.local.procs import spawn
         box = []
         t = threading.Thread(target=lambda: box.append(spawn([sys.executable, "-c", "import time; time.sleep(60)"])))
         t.start(); t.join()

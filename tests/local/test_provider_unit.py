@@ -8,13 +8,13 @@ import dspy
 import pytest
 from dspy.clients.utils_finetune import TrainDataFormat
 
-from btq.worker.artifacts import LocalArtifactStore
-from btq.worker.lm_binding import LMBinder
-from btq.worker.local.engine import LlamaCppEngine, engine_state
-from btq.worker.local.finetune import Finetuner, finetune_name
-from btq.worker.local.provider import LlamaCppProvider, LocalTrainingJob
-from btq.worker.local.settings import FinetuneSettings, TrainerSettings
-from btq.worker.registry import Registry, WorkerResources
+from btq.worker.artifacts.store import LocalArtifactStore
+from btq.worker.core.lm_binding import LMBinder
+from btq.worker.core.registry import Registry, WorkerResources
+from btq.worker.lm.local.engine import LlamaCppEngine, engine_state
+from btq.worker.lm.local.provider import LlamaCppProvider, LocalTrainingJob
+from btq.worker.lm.local.settings import FinetuneSettings, TrainerSettings
+from btq.worker.lm.local.training.finetune import Finetuner, finetune_name
 
 BASE = "llamacpp/smollm2-135m-instruct"
 DATA = [{"messages": [{"role": "user", "content": "d"}, {"role": "assistant", "content": "2024-01-01"}]}]
@@ -84,7 +84,7 @@ def test_lm_state_has_no_endpoint_and_rebuilds_on_another_worker(tmp_path: Path)
 
 
 def test_registry_entries(tmp_path: Path) -> None:
-    from btq.worker.local.registry import register
+    from btq.worker.lm.local.registry import register
 
     registry = Registry()
     register(registry)
@@ -111,8 +111,8 @@ def test_registry_entries(tmp_path: Path) -> None:
 
 
 def test_registry_lm_reports_finetune_progress_as_step_progress(tmp_path: Path) -> None:
-    from btq.worker.local.registry import smollm2_lm
-    from btq.worker.progress import reporting_to
+    from btq.worker.core.progress import reporting_to
+    from btq.worker.lm.local.registry import smollm2_lm
 
     lm = smollm2_lm(WorkerResources(artifacts=LocalArtifactStore(tmp_path)))
     seen: list[dict[str, Any]] = []

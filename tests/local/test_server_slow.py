@@ -10,11 +10,11 @@ from pathlib import Path
 import dspy
 import pytest
 
-from btq.worker.local.models import ServedModel
-from btq.worker.local.procs import wait_until
-from btq.worker.local.provider import LlamaCppProvider
-from btq.worker.local.server import ServerPool, ServerStartError, _healthy, start_server
-from btq.worker.local.settings import ServerSettings
+from btq.worker.lm.local.models import ServedModel
+from btq.worker.lm.local.procs import wait_until
+from btq.worker.lm.local.provider import LlamaCppProvider
+from btq.worker.lm.local.server import ServerPool, ServerStartError, _healthy, start_server
+from btq.worker.lm.local.settings import ServerSettings
 
 pytestmark = pytest.mark.slow
 BASE = "llamacpp/smollm2-135m-instruct"
@@ -58,9 +58,9 @@ def test_server_does_not_outlive_a_killed_worker(tmp_path: Path, local_extra: No
     script = textwrap.dedent(f"""
         import sys, threading, time
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-        from btq.worker.local.provider import LlamaCppProvider
-        from btq.worker.local.server import ServerPool
-        from btq.worker.local.settings import ServerSettings
+        from btq.worker.lm.local.provider import LlamaCppProvider
+        from btq.worker.lm.local.server import ServerPool
+        from btq.worker.lm.local.settings import ServerSettings
         provider = LlamaCppProvider(pool=ServerPool(ServerSettings(log_dir={str(tmp_path)!r}, n_ctx=512)))
         lm = provider.lm({BASE!r})
         t = threading.Thread(target=lm.launch)  # launched from a thread that ends, as dspy does

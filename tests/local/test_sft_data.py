@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from btq.worker.local.sft_data import IGNORE, encode_chat, pad_batch
+from btq.worker.lm.local.training.sft_data import IGNORE, encode_chat, pad_batch
 
 
 class CharTokenizer:

@@ -13,7 +13,7 @@ import pytest
 
 from btq.producer.client import JobClient
 from btq.schemas.events import EventType
-from btq.worker.local.task import date_splits
+from btq.worker.lm.local.tasks.dates import date_splits
 from tests.conftest import Fleet, running_fleet
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ else:
 
 @pytest.fixture(scope="module")
 def local_fleet() -> Iterator[Fleet]:
-    with running_fleet(5, "btq-local", ["la", "lb"], {"BTQ_IMPORTS": '["btq.worker.local.registry"]'}) as fleet:
+    with running_fleet(5, "btq-local", ["la", "lb"], {"BTQ_IMPORTS": '["btq.worker.lm.local.registry"]'}) as fleet:
         yield fleet
 
 

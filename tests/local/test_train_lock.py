@@ -3,7 +3,7 @@
 import threading
 from pathlib import Path
 
-from btq.worker.local.train_lock import training_lock
+from btq.worker.lm.local.training.lock import training_lock
 
 
 def _contender(cache: Path, name: str, entered: threading.Event) -> threading.Thread:
@@ -41,7 +41,7 @@ def test_a_dead_holder_releases_the_lock(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, pathlib; from btq.worker.local.train_lock import training_lock\n"
+            "import sys, pathlib; from btq.worker.lm.local.training.lock import training_lock\n"
             f"with training_lock(pathlib.Path({str(tmp_path)!r}), 'm:ft-x'):\n"
             "    print('held', flush=True); sys.stdin.read()",
         ],

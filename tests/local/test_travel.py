@@ -2,7 +2,7 @@
 
 import dspy
 
-from btq.worker.local.travel import CITIES, TEMPLATES, destination_exact, trip_splits
+from btq.worker.lm.local.tasks.travel import CITIES, TEMPLATES, destination_exact, trip_splits
 
 
 def test_splits_are_deterministic_disjoint_and_sized() -> None:

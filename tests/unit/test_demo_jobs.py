@@ -5,7 +5,7 @@ import inspect
 import dspy
 import pytest
 
-from btq.producer.demo_jobs import DEMOS
+from btq.producer.demo.jobs import DEMOS
 from btq.schemas.job import JobSpec
 
 

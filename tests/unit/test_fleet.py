@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from btq.producer.fleet import missing_entries, named_entries, union
+from btq.producer.fleet.view import missing_entries, named_entries, union
 from btq.schemas.job import JobSpec
 from btq.schemas.manifest import OptimizerSignature, RegistryManifest
 

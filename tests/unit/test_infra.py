@@ -6,7 +6,7 @@ import redis
 from btq.schemas.errors import ErrorRecord
 from btq.schemas.exceptions import RetryableStepError
 from btq.schemas.result import StepOutcome, StepRecord
-from btq.worker.infra import InfraWatch, report_failure
+from btq.worker.state.infra import InfraWatch, report_failure
 
 
 def _record(error: ErrorRecord | None = None) -> StepRecord:

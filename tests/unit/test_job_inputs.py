@@ -3,8 +3,8 @@
 import dspy
 import pytest
 
-from btq.worker.job_inputs import split_valset, to_examples
-from btq.worker.registry import Registry
+from btq.worker.core.job_inputs import split_valset, to_examples
+from btq.worker.core.registry import Registry
 
 
 def examples(n: int) -> list[dspy.Example]:

@@ -44,7 +44,7 @@ def test_a_bare_name_from_a_checkout_is_the_same_module_as_the_btq_one() -> None
         "assert schemas.job is btq.schemas.job and schemas.job.JobSpec is btq.schemas.job.JobSpec\n"
         "assert producer.settings.ProducerSettings is btq.producer.settings.ProducerSettings\n"
         "from worker.registry import Registry\n"
-        "from btq.worker.registry import Registry as Real\n"
+        "from btq.worker.core.registry import Registry as Real\n"
         "assert Registry is Real\n"
         "print('one copy')\n"
     )

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from btq.producer.validation import parse_spec
+from btq.producer.fleet.validation import parse_spec
 from btq.schemas.exceptions import JobValidationError
 from btq.schemas.finite import non_finite_paths
 from btq.schemas.secrets import refusal

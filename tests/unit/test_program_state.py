@@ -4,9 +4,9 @@ import dspy
 import pytest
 
 from btq.schemas.exceptions import ProgramStateError
-from btq.worker.lm_binding import LMBinder
-from btq.worker.program_state import dump_program, load_program
-from btq.worker.simulated import simulated_lm
+from btq.worker.core.lm_binding import LMBinder
+from btq.worker.core.program_state import dump_program, load_program
+from btq.worker.lm.simulated import simulated_lm
 from tests.fixture_registry import TwoStep
 
 

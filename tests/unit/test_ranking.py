@@ -2,7 +2,7 @@
 
 from btq.schemas.errors import ErrorRecord
 from btq.schemas.result import JobState, StepOutcome, StepRecord
-from btq.worker.ranking import build_result
+from btq.worker.core.ranking import build_result
 
 
 def record(index: int, score: float | None, outcome: StepOutcome = StepOutcome.SUCCEEDED) -> StepRecord:

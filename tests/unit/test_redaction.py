@@ -6,8 +6,8 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from btq.worker.redaction import MASK, Redactor, install_log_redaction
 from btq.worker.settings import WorkerSettings
+from btq.worker.steps.redaction import MASK, Redactor, install_log_redaction
 
 KEY = 'sk-test-"quoted"-key'
 

@@ -3,7 +3,7 @@
 import pytest
 
 from btq.schemas.exceptions import RegistryError
-from btq.worker.registry import BUILTIN_OPTIMIZERS, Registry, load_registry
+from btq.worker.core.registry import BUILTIN_OPTIMIZERS, Registry, load_registry
 from tests import fixture_registry
 
 

@@ -5,7 +5,7 @@ import json
 import sys
 import time
 
-from btq.producer.render import event_line, show_live
+from btq.producer.terminal.render import event_line, show_live
 from btq.schemas.errors import ErrorRecord
 from btq.schemas.events import EventType, JobEvent
 from tests.conftest import ROOT
@@ -88,7 +88,7 @@ def test_terminal_bars_never_exceed_80_columns_and_show_loss_eta_and_shards() ->
     payload = json.dumps([e.model_dump(mode="json") for e in job_events()])
     script = (
         "import json, sys\n"
-        "from btq.producer.render import show_live\n"
+        "from btq.producer.terminal.render import show_live\n"
         "from btq.schemas.events import JobEvent\n"
         "show_live(JobEvent.model_validate(e) for e in json.loads(sys.argv[1]))\n"
     )

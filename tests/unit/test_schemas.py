@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from btq.producer.validation import parse_spec
+from btq.producer.fleet.validation import parse_spec
 from btq.schemas import JobSpec
 from btq.schemas.exceptions import JobValidationError
 from btq.schemas.export import EXPORTED, json_schema

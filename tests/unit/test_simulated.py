@@ -5,8 +5,8 @@ from pathlib import Path
 
 import dspy
 
-from btq.worker.artifacts import LocalArtifactStore
-from btq.worker.simulated import SimulatedEngine, SimulatedFinetuneProvider, simulated_lm
+from btq.worker.artifacts.store import LocalArtifactStore
+from btq.worker.lm.simulated import SimulatedEngine, SimulatedFinetuneProvider, simulated_lm
 from tests.fixture_registry import exact, splits
 
 

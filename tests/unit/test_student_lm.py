@@ -6,8 +6,8 @@ import dspy
 import pytest
 from dspy.lm15 import Request, Response
 
-from btq.worker.simulated import SimulatedEngine, simulated_lm
-from btq.worker.student_lm import optimizer_context, student_lm
+from btq.worker.core.student_lm import optimizer_context, student_lm
+from btq.worker.lm.simulated import SimulatedEngine, simulated_lm
 from tests.fixture_registry import exact, splits
 
 

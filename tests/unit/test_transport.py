@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 
 from btq.schemas.broker import is_amqp, queue_arguments
-from btq.worker.broker import broker_conf
+from btq.worker.celery.broker import broker_conf
+from btq.worker.celery.transport import broker_url, envelope_error
 from btq.worker.settings import WorkerSettings
-from btq.worker.transport import broker_url, envelope_error
 
 
 def envelope(**changes: Any) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def test_broker_defaults_to_redis_and_rabbitmq_gets_a_consumer_timeout() -> None
 def test_every_queue_producers_and_workers_declare_on_rabbitmq_has_the_consumer_timeout() -> None:
     from btq.producer.client import celery_client
     from btq.producer.settings import ProducerSettings
-    from btq.worker.app import create_app
+    from btq.worker.celery.app import create_app
 
     worker = create_app(WorkerSettings(redis_url="redis://r:6379/2", broker_url="amqp://h/v", queue="q"))
     producer = celery_client(ProducerSettings(redis_url="redis://r:6379/2", broker_url="amqp://h/v", queue="q"))

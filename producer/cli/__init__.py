@@ -1,0 +1,5 @@
+"""The `btq` command: one module for the parser and the commands, one per command that grew its own."""
+
+from btq.producer.cli.commands import build_parser, main
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,180 @@
+"""The live worker fleet as a producer sees it, and where a job's tasks go.
+
+Each worker publishes its own manifest under `keys.worker_key(name, "manifest")` with an expiry it
+keeps renewing (a heartbeat), so a dead worker's manifest disappears on its own. A job is accepted
+only if one live worker registered everything it names, and its tasks go to the queue of that
+worker's registry profile (`keys.profile_queue`), which only workers with the same registry consume.
+"""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+
+from btq.producer.fleet.validation import validate_against
+from btq.schemas import keys
+from btq.schemas.codec import decode
+from btq.schemas.exceptions import FleetUnavailableError, JobValidationError
+from btq.schemas.job import REF_MARKERS, DatasetRef, JobSpec, ProgramRef
+from btq.schemas.manifest import RegistryManifest
+
+
+@dataclass(frozen=True)
+class LiveWorker:
+    """One worker whose manifest has not expired, and the tasks it is running (task id -> detail)."""
+
+    name: str
+    manifest: RegistryManifest
+    running: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> str:
+        """The worker's registry profile."""
+        return self.manifest.profile()
+
+
+class FleetView:
+    """Reads the live workers of one Redis database."""
+
+    def __init__(self, client: redis.Redis, queue: str) -> None:
+        self.redis = client
+        self.queue = queue
+
+    def workers(self, *, with_running: bool = False) -> list[LiveWorker]:
+        """Return the live workers (their manifest still present), sorted by name."""
+        names = sorted(_text(n) for n in cast(list[bytes], self.redis.zrange(keys.WORKERS, 0, -1)))
+        if not names:
+            return []
+        raws = cast(list[bytes | None], self.redis.mget([keys.worker_key(n, "manifest") for n in names]))
+        gone = [n for n, raw in zip(names, raws, strict=True) if raw is None]
+        if gone:
+            self.redis.zrem(keys.WORKERS, *gone)  # their manifests expired: the workers are dead
+        live = []
+        for name, raw in zip(names, raws, strict=True):
+            if raw is None:
+                continue
+            running: dict[str, dict[str, Any]] = {}
+            if with_running:
+                entries = cast(dict[bytes, bytes], self.redis.hgetall(keys.worker_key(name, "running")))
+                running = {_text(k): json.loads(v) for k, v in entries.items()}
+            live.append(LiveWorker(name=name, manifest=decode(RegistryManifest, raw), running=running))
+        return live
+
+    def manifest(self) -> RegistryManifest:
+        """Return everything the live fleet registered, merged (for checks that any worker may answer)."""
+        return union([w.manifest for w in self._live()])
+
+    def route(self, spec: JobSpec, max_examples: int, dataset: tuple[str, str] | None = None) -> str:
+        """Validate `spec` against the live fleet and return the queue its tasks go to.
+
+        Raises JobValidationError naming the field (or the missing entries) when no live worker can
+        run all of the job, and FleetUnavailableError when no worker is alive. `dataset` is an extra
+        (name, split) the chosen workers must have (a held-out evaluation).
+        """
+        workers = self._live()
+        validate_against(spec, union([w.manifest for w in workers]), max_examples)
+        by_profile: dict[str, list[LiveWorker]] = {}
+        for worker in workers:
+            by_profile.setdefault(worker.profile, []).append(worker)
+        refusals = []
+        for profile, members in sorted(by_profile.items(), key=lambda item: (-len(item[1]), item[0])):
+            manifest = members[0].manifest
+            try:
+                validate_against(spec, manifest, max_examples)
+            except JobValidationError as exc:
+                lacking = missing_entries(spec, manifest, dataset) or [str(exc)]
+                refusals.append(f"{', '.join(w.name for w in members)} lack {', '.join(lacking)}")
+                continue
+            lacking = missing_entries(spec, manifest, dataset)
+            if lacking:
+                refusals.append(f"{', '.join(w.name for w in members)} lack {', '.join(lacking)}")
+                continue
+            return keys.profile_queue(self.queue, profile)
+        raise JobValidationError("", "no live worker registers everything this job names: " + "; ".join(refusals))
+
+    def _live(self) -> list[LiveWorker]:
+        workers = self.workers()
+        if not workers:
+            raise FleetUnavailableError("no live worker has published its registry: start a worker (btq worker)")
+        return workers
+
+
+def union(manifests: list[RegistryManifest]) -> RegistryManifest:
+    """Return one manifest registering everything any of `manifests` registers."""
+    first = manifests[0]
+    programs: dict[str, list[str]] = {}
+    datasets: dict[str, set[str]] = {}
+    optimizers = {}
+    for m in manifests:
+        for name, predictors in m.programs.items():
+            programs.setdefault(name, predictors)
+        for name, splits in m.datasets.items():
+            datasets.setdefault(name, set()).update(splits)
+        optimizers.update({k: v for k, v in m.optimizers.items() if k not in optimizers})
+    return RegistryManifest(
+        programs=programs,
+        metrics=sorted({x for m in manifests for x in m.metrics}),
+        lms=sorted({x for m in manifests for x in m.lms}),
+        datasets={name: sorted(splits) for name, splits in datasets.items()},
+        optimizers=optimizers,
+        default_optimizers=first.default_optimizers,
+        worker="fleet",
+        published_at=max(m.published_at for m in manifests),
+    )
+
+
+def missing_entries(spec: JobSpec, manifest: RegistryManifest, dataset: tuple[str, str] | None = None) -> list[str]:
+    """Return the entries the job names that `manifest` lacks, e.g. "program 'b.qa'", in a stable order."""
+    named = named_entries(spec)
+    if dataset is not None:
+        named["datasets"].add(dataset[0])
+    lacking = []
+    for kind in ("programs", "metrics", "lms", "datasets", "optimizers"):
+        have = getattr(manifest, kind)
+        lacking += [f"{kind[:-1]} {name!r}" for name in sorted(named[kind]) if name not in have]
+    if dataset is not None and dataset[0] in manifest.datasets and dataset[1] not in manifest.datasets[dataset[0]]:
+        lacking.append(f"split {dataset[1]!r} of dataset {dataset[0]!r}")
+    return lacking
+
+
+def named_entries(spec: JobSpec) -> dict[str, set[str]]:
+    """Return every registered name a job refers to, by manifest section."""
+    named: dict[str, set[str]] = {k: set() for k in ("programs", "metrics", "lms", "datasets", "optimizers")}
+    named["programs"].update(p.name for p in [spec.program, *spec.teachers()])
+    named["metrics"].add(spec.metric)
+    if isinstance(spec.lm, str):
+        named["lms"].add(spec.lm)
+    for source in (spec.trainset, spec.valset):
+        if isinstance(source, DatasetRef):
+            named["datasets"].add(source.dataset)
+    named["optimizers"].update(opt.optimizer for opt in spec.optimizers.values())
+    refs: list[Any] = [opt.kwargs for opt in spec.optimizers.values()]
+    for args in (spec.optimizer_compile_args or {}).values():
+        teachers = args.get("teacher")
+        for raw in teachers if isinstance(teachers, list) else [teachers] if teachers else []:
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                named["programs"].add(ProgramRef.model_validate(raw).name)
+        refs.append({k: v for k, v in args.items() if k not in ("trainset", "valset", "teacher")})
+    for marker, name in _references(refs):
+        named[REF_MARKERS[marker]].add(name)
+    return named
+
+
+def _references(value: Any) -> Iterable[tuple[str, str]]:
+    """Yield the ({"$metric": name}-style) references nested anywhere in `value`."""
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in REF_MARKERS:
+            marker, name = next(iter(value.items()))
+            yield marker, str(name)
+            return
+        for v in value.values():
+            yield from _references(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _references(v)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

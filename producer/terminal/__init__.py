@@ -1,0 +1,1 @@
+"""Human-readable output on a terminal: live progress bars (or lines) and the candidate table."""

@@ -1,0 +1,276 @@
+"""The step service: store + events + runner for one task, idempotent and redelivery-capped.
+
+Celery tasks are thin adapters over these three methods. A step's record is written once; a
+redelivered step whose record exists returns it untouched, so no candidate is recorded twice.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from btq.schemas import keys
+from btq.schemas.errors import ErrorRecord
+from btq.schemas.events import EventType
+from btq.schemas.job import JobSpec
+from btq.schemas.result import EvaluationReport, JobResult, StepOutcome, StepRecord
+from btq.worker.core.held_out import score_candidates
+from btq.worker.core.interrupt import interruptible
+from btq.worker.core.job_inputs import ResolvedJob
+from btq.worker.core.progress import reporting_to
+from btq.worker.core.ranking import build_result
+from btq.worker.core.registry import Registry, WorkerResources
+from btq.worker.core.runner import StepHooks, run_baseline, run_step
+from btq.worker.core.valset import polled
+from btq.worker.settings import WorkerSettings
+from btq.worker.sharding.evaluator import ShardingSupport, StepEvaluator
+from btq.worker.sharding.examples import EvaluationCancelled
+from btq.worker.sharding.hook import evaluating_with
+from btq.worker.state.events import EventEmitter
+from btq.worker.state.infra import InfraWatch
+from btq.worker.state.lease import StepLease
+from btq.worker.state.lm_cache import caching_for
+from btq.worker.state.store import JobStore
+from btq.worker.steps.records import record_without_running
+
+_OUTCOME_EVENTS = {
+    StepOutcome.SUCCEEDED: EventType.STEP_SUCCEEDED,
+    StepOutcome.FAILED: EventType.STEP_FAILED,
+    StepOutcome.CANCELLED: EventType.STEP_SKIPPED,
+    StepOutcome.SKIPPED: EventType.STEP_SKIPPED,
+}
+_RESULT_EVENTS = {"succeeded": EventType.JOB_SUCCEEDED, "failed": EventType.JOB_FAILED}
+
+
+class StepService:
+    """Runs baseline, strategy steps and finalization for jobs stored in one Redis database."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        events: EventEmitter,
+        registry: Registry,
+        resources: WorkerResources,
+        settings: WorkerSettings,
+        worker: str,
+        sharding: ShardingSupport | None = None,
+    ) -> None:
+        self.store = store
+        self.sharding = sharding
+        self.events = events
+        self.registry = registry
+        self.resources = resources
+        self.settings = settings
+        self.worker = worker
+
+    def run(self, job_id: str, index: int) -> StepRecord:
+        """Run step `index` (0 = baseline) of `job_id` once, whatever the number of deliveries.
+
+        A delivery that finds the step's record returns it; one that finds another live delivery
+        running the step (its lease renewed) waits for that record instead of running it again.
+        """
+        spec = self.store.spec(job_id)
+        lease = StepLease(self.store.redis, job_id, index, self.settings.step_lease_ttl_s, self.worker)
+        existing = self._wait_for_record_or_lease(job_id, index, lease)
+        if existing is None:
+            with lease:
+                existing = self.store.step(job_id, index)  # the previous holder may have just finished
+                if existing is None:
+                    record = self._run_leased(spec, job_id, index)
+                    existing, _ = self.store.put_step(job_id, record)
+        # Emitted from the stored record by whoever finds it without its event: a holder that died
+        # between storing the record and emitting the event loses no event.
+        self._emit_outcome(spec, job_id, existing)
+        return existing
+
+    def _wait_for_record_or_lease(self, job_id: str, index: int, lease: StepLease) -> StepRecord | None:
+        """Return the step's record if it exists or appears; None once this delivery holds the lease."""
+        # A live holder is bounded by its own hard time limit, after which its lease lapses.
+        deadline = time.monotonic() + self.settings.step_time_limit_s + 2 * self.settings.step_lease_ttl_s
+        while True:
+            existing = self.store.step(job_id, index)
+            if existing is not None:
+                return existing
+            if lease.acquire() or time.monotonic() > deadline:
+                return None
+            time.sleep(min(1.0, self.settings.step_lease_ttl_s / 10))  # poll a live holder's record
+
+    def _run_leased(self, spec: JobSpec, job_id: str, index: int) -> StepRecord:
+        attempt = self.store.claim_attempt(job_id, index)
+        previous = self.store.step(job_id, index - 1) if index > 0 else None
+        not_run = self._reason_not_to_run(job_id, index, attempt, previous)
+        if not_run is not None:
+            outcome, error = not_run
+            return self._record_without_running(spec, index, previous, outcome, attempt, error)
+        if previous is not None:  # its event, if its holder died between storing it and emitting it
+            self._emit_outcome(spec, job_id, previous)
+        self._emit_step(EventType.STEP_STARTED, spec, job_id, index, attempt=attempt)
+        return self._execute(spec, job_id, index, previous, attempt)
+
+    def finalize(self, job_id: str) -> JobResult:
+        """Rank the candidates exactly like dspy.BetterTogether and store the job's result once."""
+        spec = self.store.spec(job_id)
+        steps = len(spec.steps())
+        records = self.store.steps(job_id, steps + 1)
+        interrupted = any(r.outcome is StepOutcome.CANCELLED for r in records)
+        complete = len(records) == steps + 1 and all(r.outcome is StepOutcome.SUCCEEDED for r in records)
+        cancelled = interrupted or (self.store.is_cancelled(job_id) and not complete)
+        assert spec.seed is not None  # the producer fixes a concrete seed at submission
+        result = build_result(job_id, spec.strategy, spec.seed, records, cancelled)
+        stored, _ = self.store.put_result(result, steps)
+        for record in records:  # any step event a crash left unemitted comes before the job's
+            self._emit_outcome(spec, job_id, record)
+        self._emit_result(stored, steps)
+        return stored
+
+    def emit_stored_result(self, job_id: str) -> None:
+        """Emit the terminal event of a job whose result is stored, unless it was emitted already."""
+        self._emit_result(self.store.result(job_id), len(self.store.spec(job_id).steps()))
+
+    def _emit_result(self, stored: JobResult, steps: int) -> None:
+        """Emit the job's terminal event once, from the stored result (see `run`)."""
+        job_id = stored.job_id
+        event = _RESULT_EVENTS.get(stored.state.value, EventType.JOB_CANCELLED)
+        self.events.emit_once(
+            keys.job_key(job_id, "emitted:result"),
+            self.settings.job_ttl_s,
+            event,
+            job_id,
+            steps,
+            strategy=stored.best.strategy if stored.best else None,
+            score=stored.best.score if stored.best else None,
+            worker=self.worker,
+            error=stored.error,
+            detail={"flag_compilation_error_occurred": stored.flag_compilation_error_occurred},
+        )
+
+    def evaluate(self, job_id: str, request_id: str, dataset: str, split: str) -> EvaluationReport:
+        """Score the job's candidates on a registered split and push the report to the requester."""
+        spec = self.store.spec(job_id)
+        scores: dict[str, float | None] = {}
+        error: ErrorRecord | None = None
+        try:
+            result = self.store.result(job_id)
+            job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
+            # The shared LM cache, as in the steps: candidates that several jobs have in common (the
+            # baseline, a shared prefix of strategies) are scored once across the fleet.
+            with caching_for(job, job.spec.cache and self.settings.lm_cache_enabled):
+                scores = score_candidates(job, result, dataset, split)
+        except Exception as exc:  # reported to the requester, who decides what to do with it
+            error = ErrorRecord.from_exception(exc)
+        report = EvaluationReport(
+            job_id=job_id, dataset=dataset, split=split, scores=scores, worker=self.worker, error=error
+        )
+        self.store.push_evaluation(job_id, request_id, report)
+        return report
+
+    def _reason_not_to_run(
+        self, job_id: str, index: int, attempt: int, previous: StepRecord | None
+    ) -> tuple[StepOutcome, ErrorRecord | None] | None:
+        if index > 0 and (previous is None or previous.outcome is not StepOutcome.SUCCEEDED):
+            return StepOutcome.SKIPPED, None
+        if self.store.is_cancelled(job_id):
+            return StepOutcome.CANCELLED, None
+        if attempt > self.settings.max_deliveries_per_step:
+            message = (
+                f"step {index} was delivered {attempt} times (cap {self.settings.max_deliveries_per_step}): "
+                "the worker running it was lost every time"
+            )
+            return StepOutcome.FAILED, ErrorRecord(type="WorkerLostError", message=message)
+        return None
+
+    def _execute(self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int) -> StepRecord:
+        watch = InfraWatch()
+        hooks = StepHooks(is_cancelled=watch.check(self._cancel_check(job_id)), worker=self.worker, attempt=attempt)
+        try:
+            job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
+            with (
+                reporting_to(self._progress_reporter(spec, job_id, index, attempt)),
+                self._step_context(job, job_id, index, hooks),
+                interruptible(hooks.is_cancelled),
+                watch,
+            ):
+                record = run_baseline(job, hooks) if previous is None else run_step(job, previous, hooks)
+        except Exception as exc:  # resolution or baseline errors end the job as a recorded failure
+            cancelled = isinstance(exc, EvaluationCancelled) or hooks.is_cancelled()
+            outcome = StepOutcome.CANCELLED if cancelled else StepOutcome.FAILED
+            record = self._record_without_running(
+                spec, index, previous, outcome, attempt, None if cancelled else ErrorRecord.from_exception(exc)
+            )
+        watch.raise_if_infra_failed(record)  # never a score or a failure caused by Redis being away
+        return record
+
+    @contextmanager
+    def _step_context(self, job: ResolvedJob, job_id: str, index: int, hooks: StepHooks) -> Iterator[None]:
+        """The shared LM cache and, when on, sharded evaluation for everything the step evaluates."""
+        with ExitStack() as stack:
+            stack.enter_context(caching_for(job, job.spec.cache and self.settings.lm_cache_enabled))
+            if self.sharding is not None:
+                evaluator = StepEvaluator(
+                    job,
+                    job_id,
+                    index,
+                    self.store.redis,
+                    self.sharding.config,
+                    worker=self.worker,
+                    live_slots=self.sharding.live_slots,
+                    send_shards=self.sharding.send_shards,
+                    is_cancelled=hooks.is_cancelled,
+                    timings=hooks.timings,
+                    redact=self.store.redact,
+                )
+                stack.enter_context(evaluating_with(evaluator))
+            yield
+
+    def _record_without_running(
+        self,
+        spec: JobSpec,
+        index: int,
+        previous: StepRecord | None,
+        outcome: StepOutcome,
+        attempt: int,
+        error: ErrorRecord | None,
+    ) -> StepRecord:
+        return record_without_running(spec, index, previous, outcome, worker=self.worker, attempt=attempt, error=error)
+
+    def _emit_outcome(self, spec: JobSpec, job_id: str, record: StepRecord) -> None:
+        detail = {"outcome": record.outcome.value, **{k: round(v, 6) for k, v in record.timings_s.items()}}
+        self._emit_step(
+            _OUTCOME_EVENTS[record.outcome],
+            spec,
+            job_id,
+            record.index,
+            once=keys.emitted_key(job_id, record.index),
+            score=record.score,
+            duration_s=record.finished_at - record.started_at,
+            attempt=record.attempt,
+            error=record.error,
+            detail=detail,
+        )
+
+    def _emit_step(
+        self, event_type: EventType, spec: JobSpec, job_id: str, index: int, once: str | None = None, **fields: Any
+    ) -> None:
+        """Emit one event about step `index`, with the fields every step event carries (once per `once` marker)."""
+        fields.update(
+            step_index=index,
+            strategy=spec.strategy_prefix(index),
+            optimizer_key=spec.steps()[index - 1] if index else None,
+            worker=self.worker,
+        )
+        if once is None:
+            self.events.emit(event_type, job_id, len(spec.steps()), **fields)
+        else:
+            self.events.emit_once(once, self.settings.job_ttl_s, event_type, job_id, len(spec.steps()), **fields)
+
+    def _progress_reporter(
+        self, spec: JobSpec, job_id: str, index: int, attempt: int
+    ) -> Callable[[dict[str, Any]], None]:
+        def emit(detail: dict[str, Any]) -> None:
+            self._emit_step(EventType.STEP_PROGRESS, spec, job_id, index, attempt=attempt, detail=detail)
+
+        return emit
+
+    def _cancel_check(self, job_id: str) -> Callable[[], bool]:
+        """Return a cancel check that asks Redis at most once per `cancel_poll_interval_s`."""
+        return polled(lambda: self.store.is_cancelled(job_id), self.settings.cancel_poll_interval_s)
