@@ -22,16 +22,16 @@ GLOBAL_EVENTS = f"{PREFIX}:events"
 """Stream of every job's events, capped by the worker's `global_stream_maxlen` setting."""
 
 WORKERS = f"{PREFIX}:workers"
-"""Sorted set of worker names scored by their last heartbeat (unix time); stale names are pruned."""
+"""Sorted set of worker names scored by their last heartbeat (unix time); stale names are pruned.
+
+Each name's record is `worker_key(name, "manifest")`: a `RegistryManifest` JSON with the worker's pool
+size and expiry, set with a Redis expiry and renewed every heartbeat (the fleet's one heartbeat)."""
 
 INTAKE = f"{PREFIX}:intake"
 """Stream services in any language submit jobs to (fields `job` and optional `submission_id`)."""
 
 INTAKE_GROUP = "btq-intake"
 """Consumer group every intake process reads `INTAKE` with."""
-
-FLEET_SLOTS = f"{PREFIX}:fleet:slots"
-"""Hash of live workers' pool sizes: field = worker name, value = `<pool size>:<expires at>` (heartbeat)."""
 
 LM_CACHE = f"{PREFIX}:lmcache"
 """Prefix of the shared LM-call cache entries `<prefix>:<sha256>` (JSON values with a TTL)."""

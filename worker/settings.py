@@ -52,7 +52,8 @@ class WorkerSettings(BaseSettings):
         "after max_deliveries_per_step re-drives of the same step it is failed with the reason",
     )
     worker_manifest_ttl_s: float = Field(
-        default=30.0, description="A worker's published manifest expires this long after its last heartbeat"
+        default=30.0,
+        description="A worker's heartbeat record (manifest, pool size) expires this long after its last renewal",
     )
     job_ttl_s: int = 7 * 24 * 3600
     job_stream_maxlen: int = 10_000
@@ -77,7 +78,10 @@ class WorkerSettings(BaseSettings):
         default=10.0, gt=0, description="A claimed shard's lease; a shard whose holder died is re-run after it lapses"
     )
     heartbeat_interval_s: float = Field(
-        default=5.0, gt=0, description="How often a worker says it is alive (its pool size counts for sharding)"
+        default=5.0,
+        gt=0,
+        description="How often a worker renews its heartbeat record (manifest, pool size, expiry); "
+        "at least three times per worker_manifest_ttl_s",
     )
     lm_cache_enabled: bool = Field(default=True, description="Use the fleet's shared LM-call cache in Redis")
     lm_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1, description="How long a cached LM call is kept")

@@ -13,7 +13,9 @@ def workers_json(workers: list[LiveWorker]) -> list[dict[str, Any]]:
         {
             "name": w.name,
             "profile": w.profile,
+            "pool_size": w.pool_size,
             "published_at": w.manifest.published_at,
+            "expires_at": w.manifest.expires_at,
             "registered": {
                 "programs": sorted(w.manifest.programs),
                 "metrics": w.manifest.metrics,
@@ -38,7 +40,9 @@ def print_workers(workers: list[LiveWorker], out: TextIO, *, as_json: bool = Fal
     now = time.time()
     for w in workers:
         m = w.manifest
-        out.write(f"{w.name}  profile {w.profile}  heartbeat {now - m.published_at:.0f}s ago\n")
+        out.write(
+            f"{w.name}  profile {w.profile}  pool {w.pool_size or '?'}  heartbeat {now - m.published_at:.0f}s ago\n"
+        )
         out.write(f"  programs  {', '.join(sorted(m.programs)) or '-'}\n")
         out.write(f"  lms       {', '.join(m.lms) or '-'}\n")
         out.write(f"  metrics   {', '.join(m.metrics) or '-'}\n")

@@ -177,6 +177,14 @@ def _recent_events(r: redis.Redis, count: int) -> list[JobEvent]:
     return [decode(JobEvent, data[b"event"]) for _, data in reversed(entries)]
 
 
+def _number(value: object) -> float:
+    """A number from a record written by anyone: 0.0 when it is missing or not a number."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _registered(info: Json) -> Json:
     return {k: info[k] for k in ("programs", "metrics", "lms", "datasets") if k in info}
 
@@ -195,27 +203,6 @@ def worker_entries(r: redis.Redis) -> list[Json]:
         name = str(info.get("worker") or info.get("name") or _text(key).split(":")[2])
         found[name] = {**found.get(name, {}), "source": _text(key), **info}
     return [{"worker": name, **info} for name, info in sorted(found.items())]
-
-
-def heartbeats(r: redis.Redis, key: str, now: float | None = None) -> dict[str, Json]:
-    """Return worker name -> `{"slots", "heartbeat_live"}` from a heartbeat hash (`<slots>:<expires at>`).
-
-    This is the format of the fleet heartbeat hash workers refresh every few seconds; a field whose
-    expiry passed belongs to a worker that stopped beating.
-    """
-    now = time.time() if now is None else now
-    found: dict[str, Json] = {}
-    for name, raw in cast(dict[bytes, bytes], r.hgetall(key)).items():
-        slots, _, expires = _text(raw).partition(":")
-        try:
-            found[_text(name)] = {"slots": int(slots), "heartbeat_live": float(expires or 0) > now}
-        except ValueError:
-            continue  # a field in another format: not a heartbeat we can read
-    return found
-
-
-# The fleet heartbeat hash (pool sizes); workers that answered a ping are listed even without one.
-_HEARTBEATS: str | None = keys.FLEET_SLOTS
 
 
 def _read_worker_key(r: redis.Redis, key: str) -> Json | None:
@@ -239,10 +226,12 @@ def list_workers(r: redis.Redis, scan_events: int = 2000, live: set[str] | None 
     """
     running = running_steps(_recent_events(r, scan_events))
     now = time.time()
-    beats = heartbeats(r, _HEARTBEATS, now) if _HEARTBEATS else {}
-    alive = (live or set()) | {name for name, beat in beats.items() if beat["heartbeat_live"]}
     workers = []
     entries = worker_entries(r)
+    # A heartbeat record says how long it is good for; one that says nothing proves nothing either way.
+    beating = {info["worker"] for info in entries if _number(info.get("expires_at")) > now}
+    timed = {info["worker"] for info in entries if _number(info.get("expires_at")) > 0}
+    alive = (live or set()) | beating
     known = {info["worker"] for info in entries}
     entries += [{"worker": name, "source": "ping"} for name in sorted(alive - known)]
     for info in entries:
@@ -252,8 +241,8 @@ def list_workers(r: redis.Redis, scan_events: int = 2000, live: set[str] | None 
             {
                 "worker": name,
                 "source": info.get("source"),
-                "live": None if live is None and not beats else name in alive,
-                "slots": beats.get(name, {}).get("slots"),
+                "live": name in alive if live is not None or name in timed else None,
+                "slots": int(_number(info.get("pool_size"))) or None,
                 "last_seen_s_ago": round(now - float(seen), 1) if seen else None,
                 "registered": _registered(info),
                 "running": running.pop(name, []),

@@ -1,12 +1,14 @@
 """The live worker fleet as a producer sees it, and where a job's tasks go.
 
-Each worker publishes its own manifest under `keys.worker_key(name, "manifest")` with an expiry it
-keeps renewing (a heartbeat), so a dead worker's manifest disappears on its own. A job is accepted
+Each worker publishes its one heartbeat record, its manifest with its pool size and expiry, under
+`keys.worker_key(name, "manifest")` with an expiry it keeps renewing, so a dead worker's record disappears
+on its own. A job is accepted
 only if one live worker registered everything it names, and its tasks go to the queue of that
 worker's registry profile (`keys.profile_queue`), which only workers with the same registry consume.
 """
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -34,6 +36,11 @@ class LiveWorker:
         """The worker's registry profile."""
         return self.manifest.profile()
 
+    @property
+    def pool_size(self) -> int:
+        """Processes in the worker's pool (0 when its record does not say)."""
+        return self.manifest.pool_size
+
 
 class FleetView:
     """Reads the live workers of one Redis database."""
@@ -52,6 +59,7 @@ class FleetView:
         if gone:
             self.redis.zrem(keys.WORKERS, *gone)  # their manifests expired: the workers are dead
         live = []
+        now = time.time()
         for name, raw in zip(names, raws, strict=True):
             if raw is None:
                 continue
@@ -59,7 +67,10 @@ class FleetView:
             if with_running:
                 entries = cast(dict[bytes, bytes], self.redis.hgetall(keys.worker_key(name, "running")))
                 running = {_text(k): json.loads(v) for k, v in entries.items()}
-            live.append(LiveWorker(name=name, manifest=decode(RegistryManifest, raw), running=running))
+            manifest = decode(RegistryManifest, raw)
+            if manifest.expires_at and manifest.expires_at < now:
+                continue  # lapsed while Redis had not yet expired the key
+            live.append(LiveWorker(name=name, manifest=manifest, running=running))
         return live
 
     def manifest(self) -> RegistryManifest:

@@ -1,6 +1,8 @@
 """The dashboard's JSON API and event stream on a real Redis with real workers running real jobs."""
 
+import json
 import threading
+import time
 
 import pytest
 import redis
@@ -169,18 +171,26 @@ def test_the_event_stream_sends_nothing_the_stream_does_not_hold(fleet: Fleet, c
     assert len(client.events(job_id)) == before
 
 
-def test_heartbeat_hash_reader_tells_live_from_stopped_workers(fleet: Fleet) -> None:
+def test_worker_list_tells_live_from_lapsed_workers_by_their_heartbeat_record(fleet: Fleet) -> None:
     store = redis.Redis.from_url(fleet.url)
-    key = "btq:test:heartbeats"
+    now = time.time()
+    records = {
+        "hb@host": {"worker": "hb@host", "pool_size": 4, "published_at": now, "expires_at": now + 60},
+        "gone@host": {"worker": "gone@host", "pool_size": 2, "published_at": now - 90, "expires_at": now - 60},
+        "odd@host": {"worker": "odd@host", "pool_size": "many", "expires_at": "soon"},
+    }
     try:
-        store.hset(key, mapping={"hb@host": "4:2000", "gone@host": "2:900", "odd@host": "not-a-beat"})
-        beats = reader.heartbeats(store, key, now=1000)
-        assert beats == {
-            "hb@host": {"slots": 4, "heartbeat_live": True},
-            "gone@host": {"slots": 2, "heartbeat_live": False},
-        }
+        for name, record in records.items():
+            store.set(keys.worker_key(name, "manifest"), json.dumps(record), ex=60)
+        listed = {w["worker"]: w for w in reader.list_workers(store)}
+        assert (listed["hb@host"]["live"], listed["hb@host"]["slots"]) == (True, 4)
+        assert (listed["gone@host"]["live"], listed["gone@host"]["slots"]) == (False, 2)
+        assert (listed["odd@host"]["live"], listed["odd@host"]["slots"]) == (None, None)
+        # The fleet's own workers publish the same record: live, with their pool size.
+        own = [w for name, w in listed.items() if name.startswith(("wa@", "wb@"))]
+        assert len(own) == 2 and all(w["live"] and w["slots"] >= 1 for w in own)
     finally:
-        store.delete(key)
+        store.delete(*[keys.worker_key(name, "manifest") for name in records])
         store.close()
 
 

@@ -19,7 +19,6 @@ from btq.worker.celery.redrive import redriver
 from btq.worker.celery.runtime import WorkerRuntime
 from btq.worker.settings import WorkerSettings
 from btq.worker.state.events import worker_name
-from btq.worker.state.fleet import Heartbeat
 from btq.worker.steps.escaped import record_failed_result, record_failed_step
 from btq.worker.steps.guards import MessageGuard, drop
 from btq.worker.steps.redaction import install_log_redaction
@@ -79,14 +78,10 @@ def create_app(settings: WorkerSettings) -> Celery:
         ).apply_async()
 
     runtime.bind_shard_sender(send_shards)
-    beats: list[Heartbeat] = []
 
     @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
-    def _publish(sender: Any = None, **_: Any) -> None:
+    def _start_sweeper(sender: Any = None, **_: Any) -> None:
         name = getattr(sender, "hostname", None) or worker_name()
-        slots = int(getattr(getattr(sender, "controller", None), "concurrency", None) or 1)
-        beats.append(Heartbeat(settings.redis_url, name, slots, settings.heartbeat_interval_s))
-        beats[-1].start()
         # Recovery of steps whose worker died, driven by step leases (see worker/celery/sweeper.py).
         sweeper_redis = runtime.sweeper_redis()
         lost_steps = sweeper.Sweeper(sweeper_redis, settings, redriver(app, settings.queue, sweeper_redis), name)
@@ -96,8 +91,6 @@ def create_app(settings: WorkerSettings) -> Celery:
 
     @worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
     def _leave(**_: Any) -> None:
-        for beat in beats:
-            beat.stop()
         for stop in stops:
             stop.set()
 

@@ -3,8 +3,9 @@
 At start (before it consumes anything) a worker loads its registry: a registry module that fails to
 import stops the worker with a non-zero exit and the import error, instead of a worker that takes
 steps it cannot run. It then also consumes the queue of its registry profile, where producers route
-the jobs it can run. Once ready it publishes its manifest under its own key with an expiry and renews
-it from a heartbeat thread, so a dead worker's manifest disappears and producers stop routing to it.
+the jobs it can run. Once ready it publishes its one heartbeat record (manifest, pool size, expiry;
+`btq.worker.state.fleet`) and renews it from a heartbeat thread, so a dead worker's record lapses:
+producers stop routing to it and shard sizing stops counting its pool.
 """
 
 import json
@@ -22,6 +23,7 @@ from btq.schemas import keys
 from btq.schemas.manifest import RegistryManifest
 from btq.schemas.queues import task_queue
 from btq.worker.celery.runtime import WorkerRuntime
+from btq.worker.state import fleet
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class Presence:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._manifest: RegistryManifest | None = None
+        self.pool_size = 0
 
     def load_registry(self) -> str:
         """Load the registry now, in the main process; return the worker's profile queue."""
@@ -46,27 +49,28 @@ class Presence:
         self._manifest = self.runtime.registry.manifest("")
         return keys.profile_queue(self.settings.queue, self._manifest.profile())
 
-    def start(self, name: str) -> None:
-        """Publish the manifest and keep renewing it until `stop`."""
+    def start(self, name: str, pool_size: int) -> None:
+        """Publish the heartbeat record and keep renewing it until `stop`."""
         self.name = name
+        self.pool_size = pool_size
         self._beat()
         self._thread = threading.Thread(target=self._run, name="btq-heartbeat", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Withdraw the manifest (a stopped worker takes no more jobs)."""
+        """Withdraw the record (a stopped worker takes no more jobs and no longer counts for sharding)."""
         self._stop.set()
         if not self.name:
             return
         client = self._client()
         try:
-            client.delete(keys.worker_key(self.name, "manifest"), keys.worker_key(self.name, "running"))
-            client.zrem(keys.WORKERS, self.name)
+            fleet.withdraw(client, self.name)
         finally:
             client.close()
 
     def _run(self) -> None:
-        interval_s = self.settings.worker_manifest_ttl_s / 3
+        # At least three beats per record lifetime: one missed beat never lets a live worker lapse.
+        interval_s = min(self.settings.heartbeat_interval_s, self.settings.worker_manifest_ttl_s / 3)
         while not self._stop.wait(interval_s):
             try:
                 self._beat()
@@ -74,17 +78,12 @@ class Presence:
                 log.warning("heartbeat failed: %r", exc)
 
     def _beat(self) -> None:
-        ttl_ms = int(self.settings.worker_manifest_ttl_s * 1000)
         if self._manifest is None:
             self._manifest = self.runtime.registry.manifest("")
-        manifest = self._manifest.model_copy(update={"worker": self.name, "published_at": time.time()})
+        record = self._manifest.model_copy(update={"worker": self.name, "pool_size": self.pool_size})
         client = self._client()
         try:
-            pipe = client.pipeline(transaction=False)
-            pipe.set(keys.worker_key(self.name, "manifest"), manifest.model_dump_json(), px=ttl_ms)
-            pipe.pexpire(keys.worker_key(self.name, "running"), ttl_ms)
-            pipe.zadd(keys.WORKERS, {self.name: time.time()})
-            pipe.execute()
+            fleet.publish(client, record, self.settings.worker_manifest_ttl_s)
         finally:
             client.close()
 
@@ -136,7 +135,8 @@ def connect_presence(app: Celery, runtime: WorkerRuntime) -> Presence:
 
     @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def _ready(sender: Any = None, **_: Any) -> None:
-        presence.start(getattr(sender, "hostname", None) or "worker")
+        pool_size = int(getattr(getattr(sender, "controller", None), "concurrency", None) or 1)
+        presence.start(getattr(sender, "hostname", None) or "worker", pool_size)
 
     @worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
     def _shutdown(**_: Any) -> None:
