@@ -25,7 +25,7 @@ def running_intake(fleet: Fleet, claim_idle_s: float = 1.0) -> Iterator[subproce
     with tempfile.TemporaryDirectory(prefix="btq-intake-") as tmp:
         log = Path(tmp) / "intake.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "btq.producer.cli.commands", "intake"],
+            [sys.executable, "-m", "btq.producer.cli", "intake"],
             env=env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,

@@ -271,7 +271,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

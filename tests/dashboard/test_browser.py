@@ -32,7 +32,7 @@ def rows(driver: Any, table: str) -> list[list[str]]:
 def btq_result_json(fleet: Fleet, job_id: str) -> dict[str, Any]:
     env = {**os.environ, "BTQ_REDIS_URL": fleet.url, "BTQ_QUEUE": fleet.queue}
     run = subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli.commands", "result", job_id, "--json"],
+        [sys.executable, "-m", "btq.producer.cli", "result", job_id, "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,

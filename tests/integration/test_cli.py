@@ -21,7 +21,7 @@ def btq(fleet: Fleet, *args: str, stdin: str | None = None) -> subprocess.Comple
     if fleet.broker_url:
         env["BTQ_BROKER_URL"] = fleet.broker_url
     return subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli.commands", *args],
+        [sys.executable, "-m", "btq.producer.cli", *args],
         cwd=ROOT,
         env=env,
         input=stdin,

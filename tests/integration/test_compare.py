@@ -149,7 +149,7 @@ def test_sigterm_to_btq_compare_cancels_its_jobs(fleet: Any, tmp_path: Path) -> 
     argv = ["compare", "--spec", str(job), "--held-out", "t.arith:test", "--workers", "0", "--out", str(tmp_path)]
     client: JobClient = fleet.client()
     known = {row["job_id"] for row in list_jobs(client.redis)}
-    proc = subprocess.Popen([sys.executable, "-m", "btq.producer.cli.commands", *argv], env=env, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "btq.producer.cli", *argv], env=env, stdout=subprocess.PIPE)
     try:
 
         def mine() -> list[str]:

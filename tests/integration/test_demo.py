@@ -21,7 +21,7 @@ def run_demo(model: str, timeout_s: int) -> str:
 def _run_demo(model: str, timeout_s: int, artifacts: str) -> str:
     env = {**os.environ, "BTQ_REDIS_URL": redis_url(4), "BTQ_QUEUE": f"btq-demo-{model}", "BTQ_ARTIFACT_DIR": artifacts}
     run = subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli.commands", "demo", "--model", model, "--timeout", str(timeout_s)],
+        [sys.executable, "-m", "btq.producer.cli", "demo", "--model", model, "--timeout", str(timeout_s)],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -95,7 +95,7 @@ def test_a_job_naming_what_no_live_worker_has_is_refused_with_the_names(hetero: 
 def test_btq_workers_lists_each_worker_with_what_it_registered(hetero: Fleet) -> None:
     env = {**os.environ, "BTQ_REDIS_URL": hetero.url, "BTQ_QUEUE": QUEUE, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli.commands", "workers", "--json"],
+        [sys.executable, "-m", "btq.producer.cli", "workers", "--json"],
         env=env,
         capture_output=True,
         timeout=60,

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 def btq(url: str, queue: str, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BTQ_REDIS_URL": url, "BTQ_QUEUE": queue}
     return subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli.commands", *args],
+        [sys.executable, "-m", "btq.producer.cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -43,7 +43,7 @@ def test_watch_in_an_80_column_terminal_draws_bars_never_wider(fleet: Fleet, cli
     job_id = client.submit(job)
     env = {**os.environ, "BTQ_REDIS_URL": fleet.url, "BTQ_QUEUE": fleet.queue, "PYTHONPATH": str(ROOT)}
     raw = run_in_pty(
-        [sys.executable, "-m", "btq.producer.cli.commands", "watch", job_id, "--timeout", "120"],
+        [sys.executable, "-m", "btq.producer.cli", "watch", job_id, "--timeout", "120"],
         columns=80,
         env=env,
         timeout_s=180,
@@ -122,7 +122,7 @@ def test_worker_started_with_events_sends_celery_task_events() -> None:
             "PYTHONPATH": str(ROOT),
         }
         log = Path(tmp) / "worker.log"
-        argv = [sys.executable, "-m", "btq.producer.cli.commands", "worker", "--events", "-n", "ev@%h", "-l", "info"]
+        argv = [sys.executable, "-m", "btq.producer.cli", "worker", "--events", "-n", "ev@%h", "-l", "info"]
         worker = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: "ready." in log.read_text(), 60, "worker ready", interval_s=0.2)
