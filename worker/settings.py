@@ -27,7 +27,7 @@ class WorkerSettings(BaseSettings):
     )
     artifact_dir: str = Field(
         default=".btq/artifacts",
-        description="Shared artifact store: a directory every worker reaches, or an fsspec URL (s3://...)",
+        description="Shared artifact store: a directory every worker reaches, s3://bucket/prefix (any S3-compatible store), or another fsspec URL",
     )
     step_soft_time_limit_s: float = 6 * 3600
     step_time_limit_s: float = 6 * 3600 + 300

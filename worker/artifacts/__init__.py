@@ -4,6 +4,7 @@ The bottom of the worker: imports nothing of it. Fine-tuned weights are publishe
 retried step reuses them and another worker loads them.
 """
 
+from btq.worker.artifacts.s3 import S3ArtifactStore
 from btq.worker.artifacts.store import (
     COMPLETE_MARKER,
     ArtifactStore,
@@ -20,6 +21,7 @@ __all__ = [
     "ArtifactStore",
     "FsspecArtifactStore",
     "LocalArtifactStore",
+    "S3ArtifactStore",
     "content_name",
     "materialize",
     "safe_artifact_name",

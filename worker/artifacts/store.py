@@ -7,8 +7,11 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from btq.worker.artifacts.s3 import S3ArtifactStore
 
 
 def content_name(prefix: str, *parts: Any) -> str:
@@ -125,7 +128,7 @@ COMPLETE_MARKER = ".complete"
 
 
 class FsspecArtifactStore:
-    """An artifact store at any fsspec URL (`s3://bucket/prefix`, `gs://...`, `memory://...`).
+    """An artifact store at any fsspec URL (`gs://...`, `memory://...`; `s3://` has `S3ArtifactStore`).
 
     Object stores cannot rename a directory, so publication uploads every file and then writes
     `COMPLETE_MARKER`; readers treat an artifact without it as absent. Two workers publishing the same
@@ -201,14 +204,19 @@ class FsspecArtifactStore:
 
 def store_from_url(
     url: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
-) -> LocalArtifactStore | FsspecArtifactStore:
-    """Return the artifact store for `url`: a plain path or `file://` URL gives a `LocalArtifactStore`.
+) -> "LocalArtifactStore | FsspecArtifactStore | S3ArtifactStore":
+    """Return the artifact store for `url`.
 
-    Any other scheme (`s3://`, `gs://`, `memory://`, ...) gives an `FsspecArtifactStore`; its
-    filesystem package (e.g. `s3fs`) must be installed.
+    A plain path or `file://` URL gives a `LocalArtifactStore`; `s3://bucket/prefix` an `S3ArtifactStore`
+    (boto3; endpoint and credentials from boto3's own settings such as `AWS_ENDPOINT_URL`); any other
+    scheme (`gs://`, `memory://`, ...) an `FsspecArtifactStore`, whose filesystem package must be installed.
     """
+    from btq.worker.artifacts.s3 import S3ArtifactStore
+
     text = os.fspath(url)
     parsed = urlparse(text)
     if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and os.name == "nt"):
         return LocalArtifactStore(parsed.path if parsed.scheme == "file" else text)
+    if parsed.scheme == "s3":
+        return S3ArtifactStore(text, cache_dir=cache_dir)
     return FsspecArtifactStore(text, cache_dir=cache_dir)
