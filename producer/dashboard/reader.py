@@ -5,6 +5,8 @@ returned as plain JSON-ready dicts so the HTML pages and the JSON API show the s
 """
 
 import json
+import logging
+import math
 import time
 from collections.abc import Iterable
 from typing import Any, cast
@@ -14,16 +16,20 @@ import redis
 from btq.producer.dashboard.job_list import JobList
 from btq.schemas import keys
 from btq.schemas.codec import decode
+from btq.schemas.event_entry import event_from_entry
 from btq.schemas.events import EventType, JobEvent
 from btq.schemas.result import EvaluationReport, JobResult, StepRecord
 
 Json = dict[str, Any]
 
+logger = logging.getLogger(__name__)
+
 _STEP_END = {EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED}
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    # Records are written by anyone who can reach Redis: bytes that are not UTF-8 must not end a page.
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def _status(r: redis.Redis, job_id: str) -> dict[str, str]:
@@ -174,15 +180,17 @@ def running_steps(events: Iterable[JobEvent]) -> dict[str, list[Json]]:
 
 def _recent_events(r: redis.Redis, count: int) -> list[JobEvent]:
     entries = cast(list[Any], r.xrevrange(keys.GLOBAL_EVENTS, count=count))
-    return [decode(JobEvent, data[b"event"]) for _, data in reversed(entries)]
+    events = (event_from_entry(keys.GLOBAL_EVENTS, eid, data) for eid, data in reversed(entries))
+    return [event for event in events if event is not None]
 
 
 def _number(value: object) -> float:
-    """A number from a record written by anyone: 0.0 when it is missing or not a number."""
+    """A number from a record written by anyone: 0.0 when it is missing, not a number or not finite."""
     try:
-        return float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return 0.0
+    return number if math.isfinite(number) else 0.0  # NaN or inf would make the JSON answer fail
 
 
 def _registered(info: Json) -> Json:
@@ -210,9 +218,13 @@ def _read_worker_key(r: redis.Redis, key: str) -> Json | None:
     if kind == "string":
         try:
             value = json.loads(cast(bytes, r.get(key)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+            logger.warning("skipping unreadable worker record %s: not JSON", key)
             return None
-        return value if isinstance(value, dict) else None
+        if not isinstance(value, dict):
+            logger.warning("skipping unreadable worker record %s: not a JSON object", key)
+            return None
+        return value
     if kind == "hash":
         return {_text(k): _text(v) for k, v in cast(dict[bytes, bytes], r.hgetall(key)).items()}
     return None
@@ -236,7 +248,7 @@ def list_workers(r: redis.Redis, scan_events: int = 2000, live: set[str] | None 
     entries += [{"worker": name, "source": "ping"} for name in sorted(alive - known)]
     for info in entries:
         name = info["worker"]
-        seen = info.get("heartbeat_at") or info.get("published_at")
+        seen = _number(info.get("heartbeat_at") or info.get("published_at"))
         workers.append(
             {
                 "worker": name,
