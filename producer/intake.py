@@ -109,7 +109,9 @@ class Intake:
     def _trim(self) -> None:
         """Bound the stream by age as well: entries nobody handled within `intake_max_age_s` are dropped."""
         oldest_ms = int((time.time() - self.settings.intake_max_age_s) * 1000)
-        self.redis.xtrim(keys.INTAKE, minid=f"{max(0, oldest_ms)}-0", approximate=True)
+        # Exact, not `~`: an approximate trim only drops whole internal nodes (100 entries), and the
+        # intake holds few, large entries.
+        self.redis.xtrim(keys.INTAKE, minid=f"{max(0, oldest_ms)}-0", approximate=False)
 
     def _claim_stale(self) -> list[tuple[str, Fields]]:
         idle_ms = int(self.settings.intake_claim_idle_s * 1000)

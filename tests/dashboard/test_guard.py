@@ -58,8 +58,12 @@ def test_workers_api_and_cli_survive_malformed_events_and_worker_records(fleet: 
     bad_events = add_malformed(store, keys.GLOBAL_EVENTS)
     junk = {
         keys.worker_key("notjson@x", "manifest"): b"\xff not json",
-        keys.worker_key("types@x", "manifest"): json.dumps({"worker": "types@x", "published_at": "abc", "pool_size": []}),
-        keys.worker_key("nan@x", "manifest"): json.dumps({"worker": "nan@x", "published_at": "nan", "expires_at": "inf"}),
+        keys.worker_key("types@x", "manifest"): json.dumps(
+            {"worker": "types@x", "published_at": "abc", "pool_size": []}
+        ),
+        keys.worker_key("nan@x", "manifest"): json.dumps(
+            {"worker": "nan@x", "published_at": "nan", "expires_at": "inf"}
+        ),
         keys.worker_key("list@x", "manifest"): b"[1, 2]",
     }
     try:
