@@ -178,3 +178,28 @@ def test_an_unknown_job_page_answers_404_without_a_cancel_button(fleet: Fleet, c
         known = dash.get(f"/jobs/{job_id}")
         assert known.status_code == 200 and 'id="cancel"' in known.text
     client.wait(job_id, timeout_s=120)
+
+
+def test_the_jobs_list_and_a_job_page_survive_a_job_whose_records_are_garbage(fleet: Fleet) -> None:
+    store = redis.Redis.from_url(fleet.url)
+    job_id = f"garbage-{uuid.uuid4().hex}"
+    try:
+        store.hset(
+            keys.job_key(job_id, "status"),
+            mapping={"state": "running", "steps_total": "many", "steps_done": b"\xff", "submitted_at": "nan"},
+        )
+        store.set(keys.job_key(job_id, "spec"), b"\xff not json")
+        store.set(keys.job_key(job_id, "result"), b'{"not": "a result"}')
+        store.zadd(keys.JOBS_INDEX, {job_id: 1})
+        with dashboard(fleet) as dash:
+            listed = dash.get("/api/jobs")
+            assert listed.status_code == 200, listed.text
+            row = next(r for r in listed.json() if r["job_id"] == job_id)
+            assert (row["steps_total"], row["submitted_at"], row["best_score"]) == (0, 0.0, None)
+            detail = dash.get(f"/api/jobs/{job_id}")
+            assert detail.status_code == 200 and detail.json()["result"] is None
+            assert dash.get(f"/jobs/{job_id}").status_code == 200
+    finally:
+        store.delete(*[keys.job_key(job_id, part) for part in ("status", "spec", "result")])
+        store.zrem(keys.JOBS_INDEX, job_id)
+        store.close()
