@@ -15,7 +15,10 @@ import pytest
 
 from btq.producer.client import JobClient
 from btq.schemas import keys
+from btq.schemas.errors import ErrorRecord
 from btq.schemas.events import EventType
+from btq.worker.state.events import EventEmitter
+from btq.worker.steps.redaction import MASK, Redactor
 from tests.conftest import ROOT, Fleet
 from tests.integration.test_parity import spec
 from tests.malformed import MALFORMED_ENTRIES, add_malformed
@@ -96,3 +99,19 @@ def test_the_worker_writes_only_entries_every_reader_can_decode(client: JobClien
     ours = [fields for eid, fields in entries if eid.decode() not in bad]
     assert len(ours) >= 5 and len(entries) == len(ours) + len(MALFORMED_ENTRIES)
     assert all(set(fields) == {b"event"} and json.loads(fields[b"event"])["job_id"] == job_id for fields in ours)
+
+
+def test_an_event_whose_masked_json_would_break_is_still_written_valid(
+    client: JobClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A secret that spells a field name: masking the JSON text would rename the field and break the event.
+    emitter = EventEmitter(client.redis, 100, 1000, Redactor(["steps_total", "sk-live-secret"]))
+    job_id = uuid.uuid4().hex
+    error = ErrorRecord(type="AuthError", message="bad key sk-live-secret for steps_total")
+    with caplog.at_level(logging.WARNING, logger="btq.events"):
+        emitter.emit(EventType.STEP_FAILED, job_id, 2, step_index=1, error=error)
+        (entry,) = client.events(job_id)
+    event = entry[1]
+    assert event.steps_total == 2 and event.error is not None
+    assert event.error.message == f"bad key {MASK} for {MASK}"
+    assert not caplog.records

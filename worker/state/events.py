@@ -44,13 +44,14 @@ class EventEmitter:
         """The event's redacted JSON, checked against the schema, so no reader ever meets a malformed entry.
 
         Masking works on the JSON text; a secret that happens to spell part of the JSON syntax or a field
-        name would break it, so then every string value is masked one by one instead.
+        name would break it, so then every value is masked one by one instead.
         """
         text = self.redact(event.model_dump_json())
         try:
             JobEvent.model_validate_json(text)
         except pydantic.ValidationError:
-            masked = _mask_strings(event.model_dump(mode="json"), self.redact)
+            # Field names stay as they are (the schema's own); every value, nested keys included, is masked.
+            masked = {k: _mask_strings(v, self.redact) for k, v in event.model_dump(mode="json").items()}
             text = JobEvent.model_validate(masked).model_dump_json()
         return text
 
