@@ -52,7 +52,8 @@ def test_wait_reports_a_job_that_vanished_instead_of_blocking_until_its_timeout(
 
     waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
-    wait_until(lambda: client.redis.client_list(_type="normal") and waiter.is_alive(), 10, "wait() blocking")
+    # Only once wait() blocks on the job's event stream (before, it would answer "not found" at once).
+    wait_until(lambda: any(c.get("cmd") == "xread" for c in store.client_list()), 10, "wait() blocking")
     store.flushdb()  # Redis restarted without its data
     waiter.join(timeout=20)
     assert outcome, "wait() still blocks on a job whose keys are gone"
