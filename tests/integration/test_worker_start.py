@@ -1,9 +1,11 @@
 """A worker that cannot load its registry refuses to start; a task's escaped exception still ends the job."""
 
 import json
+import os
 import signal
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -76,9 +78,15 @@ def test_a_worker_started_as_python_m_celery_survives_sighup_and_keeps_working()
         # Its first job runs through the pool: the worker is fully up when the signal arrives.
         client = fleet.client()
         client.wait(client.submit(spec("p", "given", True, 3)), timeout_s=120)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert children, "a prefork worker has pool children"
         proc.send_signal(signal.SIGHUP)
+        for child in children:  # as a hangup of the whole process group would
+            os.kill(int(child), signal.SIGHUP)
         wait_until(lambda: "SIGHUP ignored" in fleet.logs["ha"].read_text(), 30, "the worker logging the SIGHUP")
         assert proc.poll() is None, fleet.logs["ha"].read_text()[-3000:]
         result = client.wait(client.submit(spec("p -> p", "given", True, 4)), timeout_s=120)
         assert result.state.value == "succeeded"
         assert proc.poll() is None and "Restarting celery worker" not in fleet.logs["ha"].read_text()
+        alive = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert alive == children, "a pool child died of the SIGHUP and was replaced"

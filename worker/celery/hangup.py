@@ -7,10 +7,11 @@ restarting is SIGTERM (a warm shutdown that finishes the running steps) and star
 """
 
 import logging
+import signal
 from typing import Any
 
 from celery import platforms
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_process_init
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ def _ignore_hangup(*_: Any) -> None:
 
 
 def connect_hangup_handler() -> None:
-    """Make every worker started in this process ignore SIGHUP once Celery has set up its own handlers."""
+    """Make every worker started in this process, and its pool children, ignore SIGHUP."""
 
     @celeryd_after_setup.connect(weak=False)  # type: ignore[untyped-decorator]
     def _setup(sender: Any = None, instance: Any = None, **_: Any) -> None:
@@ -35,3 +36,9 @@ def connect_hangup_handler() -> None:
             platforms.signals["SIGHUP"] = _ignore_hangup
 
         instance.install_platform_tweaks = tweaks_then_ignore_hangup
+
+    # Pool children reset SIGHUP to its default (terminate): a hangup sent to the whole process group
+    # would kill each one mid-step.
+    @worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _child(**_: Any) -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
