@@ -20,8 +20,15 @@ from btq.producer.reconnect import INFRA_ERRORS, Backoff, with_reconnect
 from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
 from btq.schemas.codec import decode
+from btq.schemas.event_entry import event_from_entry
 from btq.schemas.events import EventType, JobEvent
-from btq.schemas.exceptions import JobExistsError, JobNotFoundError, JobTimeoutError, JobValidationError
+from btq.schemas.exceptions import (
+    JobExistsError,
+    JobNotFoundError,
+    JobTimeoutError,
+    JobValidationError,
+    JobVanishedError,
+)
 from btq.schemas.job import JobSpec
 from btq.schemas.manifest import RegistryManifest
 from btq.schemas.queues import amqp_class, task_queue
@@ -211,11 +218,17 @@ class JobClient:
     def events(self, job_id: str, after: Cursor = "0-0", count: int | None = None) -> list[tuple[Cursor, JobEvent]]:
         """Return the job's events after cursor `after` (replay from any point)."""
         start = "(" + after if after != "0-0" else "-"
-        entries = cast(list[Any], self.redis.xrange(keys.job_key(job_id, "events"), min=start, max="+", count=count))
-        return [(_text(eid), decode(JobEvent, data[b"event"])) for eid, data in entries]
+        stream = keys.job_key(job_id, "events")
+        entries = cast(list[Any], self.redis.xrange(stream, min=start, max="+", count=count))
+        decoded = [(_text(eid), event_from_entry(stream, eid, data)) for eid, data in entries]
+        return [(eid, event) for eid, event in decoded if event is not None]
 
     def follow(self, job_id: str, timeout_s: float, after: Cursor = "0-0") -> Iterator[JobEvent]:
-        """Yield the job's events as they arrive (replaying first), until a terminal event or timeout."""
+        """Yield the job's events as they arrive (replaying first), until a terminal event or timeout.
+
+        Entries that are not valid events are skipped with a warning. Raises JobVanishedError when the
+        job's keys disappear while it is followed (Redis restarted empty, or the job expired).
+        """
         deadline = time.monotonic() + timeout_s
         stream = keys.job_key(job_id, "events")
         cursor = after
@@ -232,16 +245,33 @@ class JobClient:
                 backoff.failed(exc, f"following job {job_id}")
                 continue
             backoff.succeeded()
+            if not batches:
+                self._check_still_there(job_id)
             for _, entries in batches:
                 for eid, data in entries:
                     cursor = _text(eid)
-                    event = decode(JobEvent, data[b"event"])
+                    event = event_from_entry(stream, eid, data)
+                    if event is None:
+                        continue
                     yield event
                     if event.type.is_terminal:
                         return
 
+    def _check_still_there(self, job_id: str) -> None:
+        # A quiet stream is normal while a step runs; a job without status and result is gone for good.
+        try:
+            gone = not self.redis.exists(keys.job_key(job_id, "status"), keys.job_key(job_id, "result"))
+        except INFRA_ERRORS:
+            return  # the next read reconnects (within its budget) and checks again
+        if gone:
+            raise JobVanishedError(job_id)
+
     def wait(self, job_id: str, timeout_s: float) -> JobResult:
-        """Block until the job has a result (bounded by `timeout_s`) and return it."""
+        """Block until the job has a result (bounded by `timeout_s`) and return it.
+
+        Raises JobTimeoutError when `timeout_s` passes first, and JobVanishedError when the job's keys
+        disappear meanwhile (Redis restarted without persistence, or the job expired).
+        """
         budget_s = self.settings.redis_reconnect_budget_s
         existing = with_reconnect(lambda: self.result(job_id), f"reading job {job_id}", budget_s)
         if existing is not None:

@@ -95,9 +95,23 @@ class Intake:
         entries = self._claim_stale() or self._read_new()
         for entry_id, fields in entries:
             if self.handle(entry_id, fields) is not RETRY:
-                # Acknowledged only once its outcome is written: a crash before this redelivers the entry.
-                self.redis.xack(keys.INTAKE, keys.INTAKE_GROUP, entry_id)
+                # Acknowledged and deleted only once its outcome is written: a crash before this redelivers
+                # the entry. Its outcome lives on under the submission key; the entry (up to megabytes of
+                # job JSON) is no longer needed.
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.xack(keys.INTAKE, keys.INTAKE_GROUP, entry_id)
+                pipe.xdel(keys.INTAKE, entry_id)
+                pipe.execute()
+        if entries:
+            self._trim()
         return len(entries)
+
+    def _trim(self) -> None:
+        """Bound the stream by age as well: entries nobody handled within `intake_max_age_s` are dropped."""
+        oldest_ms = int((time.time() - self.settings.intake_max_age_s) * 1000)
+        # Exact, not `~`: an approximate trim only drops whole internal nodes (100 entries), and the
+        # intake holds few, large entries.
+        self.redis.xtrim(keys.INTAKE, minid=f"{max(0, oldest_ms)}-0", approximate=False)
 
     def _claim_stale(self) -> list[tuple[str, Fields]]:
         idle_ms = int(self.settings.intake_claim_idle_s * 1000)

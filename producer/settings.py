@@ -33,5 +33,10 @@ class ProducerSettings(BaseSettings):
     )
     intake_block_s: float = Field(default=1.0, description="Longest blocking read on the intake stream")
     intake_status_ttl_s: int = Field(default=7 * 24 * 3600, description="How long a submission's outcome is kept")
+    intake_max_age_s: float = Field(
+        default=7 * 24 * 3600,
+        description="Intake entries older than this are trimmed from the stream even if no intake handled them "
+        "(handled ones are deleted at once)",
+    )
     redis_reconnect_budget_s: float = 120.0
     """How long `wait`, `follow` and `btq watch` keep reconnecting to an unreachable Redis before failing."""

@@ -22,6 +22,17 @@ class JobNotFoundError(BtqError, KeyError):
     """Raised when a job id is unknown (never submitted, or expired)."""
 
 
+class JobVanishedError(JobNotFoundError):
+    """Raised when a job being waited for disappears from Redis (restarted without its data, or expired)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} vanished: its keys are gone from Redis (restarted empty, or expired)")
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class JobTimeoutError(BtqError, TimeoutError):
     """Raised when a bounded wait for a job ends before the job does."""
 

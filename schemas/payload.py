@@ -9,6 +9,12 @@ from typing import Any
 from btq.schemas.finite import non_finite_paths
 from btq.schemas.secrets import credential_paths
 
+LM_IDENTITY_KEYS = frozenset({"engine", "_dspy_lm_class"})
+"""Keys of a saved LM state (`dspy.LM.dump_state()`) naming the LM's class and engine. A program state
+saved by dspy, a job result's own included, carries them; a worker accepts them only when they equal its
+job LM's and never imports what they name, so they are not refused as endpoints here (the engine's own
+saved state still is checked for credentials)."""
+
 EXAMPLE_ARGS = frozenset({"trainset", "valset"})
 """Compile args holding examples: data, whose field names are the user's business."""
 
@@ -63,4 +69,8 @@ def _program_lms(ref: Any, path: str) -> Iterator[tuple[str, str]]:
     for prefix, entry in entries:
         lm = entry.get("lm")
         if isinstance(lm, dict):
-            yield from credential_paths(lm, f"{path}.state.{prefix}lm")
+            at = f"{path}.state.{prefix}lm"
+            yield from credential_paths({k: v for k, v in lm.items() if k not in LM_IDENTITY_KEYS}, at)
+            engine = lm.get("engine")
+            if isinstance(engine, dict):  # a custom engine: {"class": "module:Name", "state": {...}}
+                yield from credential_paths(engine, f"{at}.engine")

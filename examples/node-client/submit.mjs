@@ -42,6 +42,26 @@ async function waitForOutcome(client, submissionId, deadline) {
   throw new Error(`no intake handled submission ${submissionId} in time (is \`btq intake\` running?)`);
 }
 
+// A stream entry may have been written by anyone: one that is not an event (no `event` field, not JSON,
+// not an object with a string `type`) is skipped with one warning naming the stream and the entry id.
+function parseEvent(stream, id, message) {
+  let event = null;
+  let why = "no 'event' field";
+  if (typeof message.event === "string") {
+    try {
+      event = JSON.parse(message.event);
+      why = "not a JSON object with a string 'type'";
+    } catch (err) {
+      why = `not JSON (${err.message})`;
+    }
+  }
+  if (event !== null && typeof event === "object" && !Array.isArray(event) && typeof event.type === "string") {
+    return event;
+  }
+  console.warn(`warning: skipping malformed entry ${id} of stream ${stream}: ${why}`);
+  return null;
+}
+
 async function followToEnd(client, jobId, deadline) {
   let cursor = "0-0"; // replay from the start, then block for new events
   while (Date.now() < deadline) {
@@ -50,7 +70,8 @@ async function followToEnd(client, jobId, deadline) {
     for (const stream of reply ?? []) {
       for (const { id, message } of stream.messages) {
         cursor = id;
-        const event = JSON.parse(message.event);
+        const event = parseEvent(jobKey(jobId, "events"), id, message);
+        if (event === null) continue;
         const step = event.step_index ?? "";
         const score = event.score ?? "";
         console.log(`event ${event.type} ${step} ${event.strategy ?? ""} ${score}`.trimEnd());

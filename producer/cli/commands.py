@@ -156,8 +156,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     settings = DashboardSettings()
     update = {k: v for k, v in {"dashboard_host": args.host, "dashboard_port": args.port}.items() if v is not None}
     settings = settings.model_copy(update=update)
-    if settings.dashboard_host not in {"127.0.0.1", "localhost", "::1"} and settings.dashboard_token is None:
-        print("refusing to listen beyond loopback without BTQ_DASHBOARD_TOKEN", file=sys.stderr)
+    if problem := settings.exposure_problem():
+        print(problem, file=sys.stderr)
         return 2
     print(f"dashboard on http://{settings.dashboard_host}:{settings.dashboard_port}/", flush=True)
     serve(settings)

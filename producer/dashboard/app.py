@@ -20,6 +20,7 @@ from starlette.routing import Route
 from btq.producer.client import JobClient
 from btq.producer.dashboard import pages, reader
 from btq.producer.dashboard.auth import TokenAuth
+from btq.producer.dashboard.guard import RequestGuard
 from btq.producer.dashboard.job_list import JobList
 from btq.producer.dashboard.settings import DashboardSettings
 from btq.producer.dashboard.stream import follow_stream, parse_cursor
@@ -50,8 +51,11 @@ class Dashboard:
         return HTMLResponse(pages.jobs_page())
 
     async def job_page(self, request: Request) -> Response:
-        """One job's page."""
-        return HTMLResponse(pages.job_page(request.path_params["job_id"]))
+        """One job's page; 404 (a page without a Cancel button) for a job Redis does not hold."""
+        job_id = request.path_params["job_id"]
+        if not await run_in_threadpool(self.redis.exists, keys.job_key(job_id, "status")):
+            return HTMLResponse(pages.unknown_job_page(job_id), status_code=404)
+        return HTMLResponse(pages.job_page(job_id))
 
     async def workers_page(self, request: Request) -> Response:
         """The workers page."""
@@ -152,7 +156,15 @@ def create_app(settings: DashboardSettings, stopping: threading.Event | None = N
         Route("/api/workers", dash.api_workers),
     ]
     token = settings.dashboard_token.get_secret_value() if settings.dashboard_token else None
-    middleware = [Middleware(TokenAuth, token=token)] if token else []
+    guard = Middleware(
+        RequestGuard,
+        bind_host=settings.dashboard_host,
+        port=settings.dashboard_port,
+        allowed_hosts=settings.dashboard_allowed_hosts,
+        token=token,
+    )
+    # The guard runs first: a foreign Host or a cross-site POST is refused before the token is even looked at.
+    middleware = [guard, Middleware(TokenAuth, token=token)] if token else [guard]
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -304,5 +304,5 @@ async function loadWorkers() {
 }
 function workersPage() { loadWorkers(); setInterval(loadWorkers, 2000); }
 
-({jobs: jobsPage, job: jobPage, workers: workersPage})[BOOT.page]();
+({jobs: jobsPage, job: jobPage, workers: workersPage, unknown: () => {}})[BOOT.page]();
 """

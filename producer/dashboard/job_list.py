@@ -5,6 +5,8 @@ needs each job's status hash again: one round trip per batch of jobs, not three 
 """
 
 import json
+import logging
+import math
 from collections import OrderedDict
 from typing import Any, cast
 
@@ -12,15 +14,38 @@ import redis
 
 from btq.schemas import keys
 from btq.schemas.codec import decode
+from btq.schemas.exceptions import DecodeError
 from btq.schemas.result import JobResult, JobState
 
 Json = dict[str, Any]
+
+logger = logging.getLogger(__name__)
 
 _BATCH = 200
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def number(value: object) -> float:
+    """A number from a record written by anyone: 0.0 when it is missing, not a number or not finite."""
+    try:
+        parsed = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return parsed if math.isfinite(parsed) else 0.0  # NaN or inf would make the JSON answer fail
+
+
+def _strategy(job_id: str, spec: bytes | None) -> str | None:
+    if not spec:
+        return None
+    try:
+        value = json.loads(spec).get("strategy")
+    except (ValueError, AttributeError):  # not JSON, not UTF-8, not an object
+        logger.warning("skipping unreadable spec of job %s", job_id)
+        return None
+    return value if isinstance(value, str) else None
 
 
 class JobList:
@@ -66,9 +91,13 @@ class JobList:
         values = pipe.execute()
         for i, job_id in enumerate(missing):
             spec, result = values[2 * i], values[2 * i + 1]
-            self._keep(self._strategy, job_id, json.loads(spec).get("strategy") if spec else None)
+            self._keep(self._strategy, job_id, _strategy(job_id, spec))
             if result is not None:  # only a stored result is final: a running job's best is not yet known
-                parsed = decode(JobResult, result)
+                try:
+                    parsed = decode(JobResult, result)
+                except DecodeError as exc:
+                    logger.warning("skipping unreadable result of job %s: %s", job_id, str(exc)[:200])
+                    continue
                 self._keep(self._best, job_id, parsed.best.score if parsed.best else None)
 
     def _keep(self, cache: "OrderedDict[str, Any]", job_id: str, value: Any) -> None:
@@ -82,9 +111,9 @@ class JobList:
             "job_id": job_id,
             "state": status.get("state", "unknown"),
             "strategy": self._strategy.get(job_id),
-            "steps_done": int(status.get("steps_done", 0)),
-            "steps_total": int(status.get("steps_total", 0)),
+            "steps_done": int(number(status.get("steps_done"))),
+            "steps_total": int(number(status.get("steps_total"))),
             "best_score": self._best.get(job_id),
-            "submitted_at": float(status.get("submitted_at", 0)),
-            "updated_at": float(status.get("updated_at", 0)),
+            "submitted_at": number(status.get("submitted_at")),
+            "updated_at": number(status.get("updated_at")),
         }

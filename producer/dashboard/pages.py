@@ -57,6 +57,12 @@ def job_page(job_id: str) -> str:
     return _page(f"job {job_id}", body, {"page": "job", "job_id": job_id})
 
 
+def unknown_job_page(job_id: str) -> str:
+    """Return the page for a job id Redis does not hold (never submitted, or expired): no actions."""
+    body = f'<h1>Unknown job <code id="job-id">{html.escape(job_id)}</code></h1><p>No such job (never submitted, or expired).</p>'
+    return _page(f"unknown job {job_id}", body, {"page": "unknown"})
+
+
 def workers_page() -> str:
     """Return the workers page: who is live, what each registered, what each runs."""
     body = (

@@ -5,25 +5,33 @@ returned as plain JSON-ready dicts so the HTML pages and the JSON API show the s
 """
 
 import json
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any, cast
 
 import redis
 
-from btq.producer.dashboard.job_list import JobList
+from btq.producer.dashboard.job_list import JobList, number
 from btq.schemas import keys
 from btq.schemas.codec import decode
+from btq.schemas.event_entry import event_from_entry
 from btq.schemas.events import EventType, JobEvent
+from btq.schemas.exceptions import DecodeError
 from btq.schemas.result import EvaluationReport, JobResult, StepRecord
 
 Json = dict[str, Any]
+
+logger = logging.getLogger(__name__)
+
+_MOST_STEPS = 10_000
 
 _STEP_END = {EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED}
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    # Records are written by anyone who can reach Redis: bytes that are not UTF-8 must not end a page.
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def _status(r: redis.Redis, job_id: str) -> dict[str, str]:
@@ -33,12 +41,25 @@ def _status(r: redis.Redis, job_id: str) -> dict[str, str]:
 
 def _result(r: redis.Redis, job_id: str) -> JobResult | None:
     raw = r.get(keys.job_key(job_id, "result"))
-    return None if raw is None else decode(JobResult, cast(bytes, raw))
+    if raw is None:
+        return None
+    try:
+        return decode(JobResult, cast(bytes, raw))
+    except DecodeError as exc:  # shown as a job without a result, not as a page that fails
+        logger.warning("skipping unreadable result of job %s: %s", job_id, str(exc)[:200])
+        return None
 
 
 def _spec(r: redis.Redis, job_id: str) -> Json:
     raw = r.get(keys.job_key(job_id, "spec"))
-    return {} if raw is None else cast(Json, json.loads(cast(bytes, raw)))
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(cast(bytes, raw))
+    except ValueError:  # not JSON or not UTF-8: the page shows the job without its spec
+        logger.warning("skipping unreadable spec of job %s", job_id)
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def job_row(r: redis.Redis, job_id: str) -> Json | None:
@@ -52,11 +73,11 @@ def job_row(r: redis.Redis, job_id: str) -> Json | None:
         "job_id": job_id,
         "state": status.get("state", "unknown"),
         "strategy": _spec(r, job_id).get("strategy"),
-        "steps_done": int(status.get("steps_done", 0)),
-        "steps_total": int(status.get("steps_total", 0)),
+        "steps_done": int(number(status.get("steps_done"))),
+        "steps_total": int(number(status.get("steps_total"))),
         "best_score": best,
-        "submitted_at": float(status.get("submitted_at", 0)),
-        "updated_at": float(status.get("updated_at", 0)),
+        "submitted_at": number(status.get("submitted_at")),
+        "updated_at": number(status.get("updated_at")),
     }
 
 
@@ -109,7 +130,8 @@ def job_detail(r: redis.Redis, job_id: str) -> Json | None:
         return None
     spec = _spec(r, job_id)
     steps = []
-    for index in range(row["steps_total"] + 1):
+    # A status hash anyone rewrote must not make one page read a billion keys.
+    for index in range(min(row["steps_total"], _MOST_STEPS) + 1):
         raw = r.get(keys.step_key(job_id, index))
         if raw is not None:
             steps.append(_step(decode(StepRecord, cast(bytes, raw))))
@@ -174,15 +196,8 @@ def running_steps(events: Iterable[JobEvent]) -> dict[str, list[Json]]:
 
 def _recent_events(r: redis.Redis, count: int) -> list[JobEvent]:
     entries = cast(list[Any], r.xrevrange(keys.GLOBAL_EVENTS, count=count))
-    return [decode(JobEvent, data[b"event"]) for _, data in reversed(entries)]
-
-
-def _number(value: object) -> float:
-    """A number from a record written by anyone: 0.0 when it is missing or not a number."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0.0
+    events = (event_from_entry(keys.GLOBAL_EVENTS, eid, data) for eid, data in reversed(entries))
+    return [event for event in events if event is not None]
 
 
 def _registered(info: Json) -> Json:
@@ -210,9 +225,13 @@ def _read_worker_key(r: redis.Redis, key: str) -> Json | None:
     if kind == "string":
         try:
             value = json.loads(cast(bytes, r.get(key)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+            logger.warning("skipping unreadable worker record %s: not JSON", key)
             return None
-        return value if isinstance(value, dict) else None
+        if not isinstance(value, dict):
+            logger.warning("skipping unreadable worker record %s: not a JSON object", key)
+            return None
+        return value
     if kind == "hash":
         return {_text(k): _text(v) for k, v in cast(dict[bytes, bytes], r.hgetall(key)).items()}
     return None
@@ -229,20 +248,20 @@ def list_workers(r: redis.Redis, scan_events: int = 2000, live: set[str] | None 
     workers = []
     entries = worker_entries(r)
     # A heartbeat record says how long it is good for; one that says nothing proves nothing either way.
-    beating = {info["worker"] for info in entries if _number(info.get("expires_at")) > now}
-    timed = {info["worker"] for info in entries if _number(info.get("expires_at")) > 0}
+    beating = {info["worker"] for info in entries if number(info.get("expires_at")) > now}
+    timed = {info["worker"] for info in entries if number(info.get("expires_at")) > 0}
     alive = (live or set()) | beating
     known = {info["worker"] for info in entries}
     entries += [{"worker": name, "source": "ping"} for name in sorted(alive - known)]
     for info in entries:
         name = info["worker"]
-        seen = info.get("heartbeat_at") or info.get("published_at")
+        seen = number(info.get("heartbeat_at") or info.get("published_at"))
         workers.append(
             {
                 "worker": name,
                 "source": info.get("source"),
                 "live": name in alive if live is not None or name in timed else None,
-                "slots": int(_number(info.get("pool_size"))) or None,
+                "slots": int(number(info.get("pool_size"))) or None,
                 "last_seen_s_ago": round(now - float(seen), 1) if seen else None,
                 "registered": _registered(info),
                 "running": running.pop(name, []),

@@ -22,6 +22,8 @@ class DashboardServer(uvicorn.Server):
     """A uvicorn server that ends the dashboard's event streams before it stops."""
 
     def __init__(self, settings: DashboardSettings, log_level: str = "warning") -> None:
+        if problem := settings.exposure_problem():
+            raise ValueError(problem)
         self.stopping = threading.Event()
         config = uvicorn.Config(
             create_app(settings, self.stopping),

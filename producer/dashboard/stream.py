@@ -4,12 +4,14 @@ Each SSE message carries the stream entry id as its `id`, so a browser's automat
 it back as `Last-Event-ID` and the replay resumes right after it: nothing lost, nothing repeated.
 """
 
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+
+from btq.schemas.event_entry import event_from_entry
+from btq.schemas.events import JobEvent
 
 _CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
 _BLOCK_MS = 1000  # short blocking reads: the loop notices a closed connection within a second
@@ -26,10 +28,9 @@ def parse_cursor(value: str | None) -> str:
     return value
 
 
-def sse_message(entry_id: str, event_json: str) -> str:
+def sse_message(entry_id: str, event: JobEvent) -> str:
     """Return one SSE message: `id` is the stream cursor, `event` the JobEvent type, `data` its JSON."""
-    kind = json.loads(event_json).get("type", "message")
-    return f"id: {entry_id}\nevent: {kind}\ndata: {event_json}\n\n"
+    return f"id: {entry_id}\nevent: {event.type.value}\ndata: {event.model_dump_json()}\n\n"
 
 
 async def follow_stream(
@@ -59,4 +60,7 @@ async def follow_stream(
         for _, entries in batches:
             for entry_id, data in entries:
                 cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                yield sse_message(cursor, data[b"event"].decode())
+                # A malformed entry is skipped (with a warning), never sent: the cursor still moves past it.
+                event = event_from_entry(stream, cursor, data)
+                if event is not None:
+                    yield sse_message(cursor, event)

@@ -15,6 +15,11 @@ from btq.schemas.manifest import RegistryManifest
 
 def parse_spec(data: dict[str, Any] | str | bytes) -> JobSpec:
     """Parse a job from a dict or JSON text; pydantic errors become one JobValidationError."""
+    if not isinstance(data, (str, bytes)):
+        cycle = cycle_path(data)
+        if cycle is not None:
+            # Validation would recurse forever (and JSON cannot hold a cycle): refuse at the edge.
+            raise JobValidationError(cycle, "circular reference: this value contains itself, which JSON cannot hold")
     try:
         if isinstance(data, (str, bytes)):
             return JobSpec.model_validate_json(data)
@@ -29,6 +34,29 @@ def parse_spec(data: dict[str, Any] | str | bytes) -> JobSpec:
             field, message = message.split(": ", 1)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise JobValidationError(field, message + more) from exc
+
+
+def cycle_path(value: object) -> str | None:
+    """Return the dotted path of the first dict or list that contains itself in `value`, or None."""
+    on_path: set[int] = set()
+    # Iterative depth-first walk: ("enter", value, path) visits, ("leave", id) pops the path marker.
+    stack: list[tuple[bool, object, str]] = [(True, value, "")]
+    while stack:
+        entering, item, path = stack.pop()
+        if not entering:
+            on_path.discard(id(item))
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if id(item) in on_path:
+            return path
+        on_path.add(id(item))
+        stack.append((False, item, path))
+        children = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((True, child, f"{path}.{key}" if path else str(key)))
+    return None
 
 
 def _field_path(loc: tuple[int | str, ...]) -> list[str]:

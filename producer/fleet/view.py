@@ -8,6 +8,7 @@ worker's registry profile (`keys.profile_queue`), which only workers with the sa
 """
 
 import json
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ import redis
 from btq.producer.fleet.validation import validate_against
 from btq.schemas import keys
 from btq.schemas.codec import decode
-from btq.schemas.exceptions import FleetUnavailableError, JobValidationError
+from btq.schemas.exceptions import DecodeError, FleetUnavailableError, JobValidationError
 from btq.schemas.job import REF_MARKERS, DatasetRef, JobSpec, ProgramRef
 from btq.schemas.manifest import RegistryManifest
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,15 +66,30 @@ class FleetView:
         for name, raw in zip(names, raws, strict=True):
             if raw is None:
                 continue
-            running: dict[str, dict[str, Any]] = {}
-            if with_running:
-                entries = cast(dict[bytes, bytes], self.redis.hgetall(keys.worker_key(name, "running")))
-                running = {_text(k): json.loads(v) for k, v in entries.items()}
-            manifest = decode(RegistryManifest, raw)
+            try:
+                manifest = decode(RegistryManifest, raw)
+            except DecodeError as exc:  # not ours, or another version's: it does not count
+                logger.warning("skipping unreadable heartbeat record of worker %s: %s", name, str(exc)[:200])
+                continue
+            running = self._running(name) if with_running else {}
             if manifest.expires_at and manifest.expires_at < now:
                 continue  # lapsed while Redis had not yet expired the key
             live.append(LiveWorker(name=name, manifest=manifest, running=running))
         return live
+
+    def _running(self, name: str) -> dict[str, dict[str, Any]]:
+        entries = cast(dict[bytes, bytes], self.redis.hgetall(keys.worker_key(name, "running")))
+        running: dict[str, dict[str, Any]] = {}
+        for task_id, raw in entries.items():
+            try:
+                detail = json.loads(raw)
+            except ValueError:  # not JSON or not UTF-8: a record someone else wrote
+                detail = None
+            if not isinstance(detail, dict):
+                logger.warning("skipping unreadable running-task entry %s of worker %s", _text(task_id), name)
+                continue
+            running[_text(task_id)] = detail
+        return running
 
     def manifest(self) -> RegistryManifest:
         """Return everything the live fleet registered, merged (for checks that any worker may answer)."""
@@ -188,4 +206,4 @@ def _references(value: Any) -> Iterable[tuple[str, str]]:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

@@ -29,7 +29,7 @@ class Served:
 
 
 @contextmanager
-def dashboard(fleet: Fleet, token: str | None = None) -> Iterator[Served]:
+def dashboard(fleet: Fleet, token: str | None = None, **overrides: Any) -> Iterator[Served]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -39,6 +39,7 @@ def dashboard(fleet: Fleet, token: str | None = None) -> Iterator[Served]:
         dashboard_port=port,
         dashboard_token=SecretStr(token) if token else None,
         dashboard_heartbeat_s=2,
+        **overrides,
     )
     with serving_in_thread(settings) as url:
         yield Served(url=url, settings=settings)

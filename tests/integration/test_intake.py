@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from btq.producer.client import JobClient
-from btq.producer.intake import job_id_for, submission_status
+from btq.producer.intake import Intake, job_id_for, submission_status
+from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
 from btq.schemas.events import EventType, JobEvent
 from btq.schemas.intake import SubmissionState, SubmissionStatus
-from tests.conftest import Fleet, wait_until
+from tests.conftest import Fleet, redis_url, wait_until
 from tests.intake_process import running_intake
 from tests.integration.test_parity import spec
 
@@ -163,3 +165,38 @@ def test_a_submission_pending_on_a_dead_consumer_is_claimed_and_handled(
 def _pending(client: JobClient) -> int:
     info = client.redis.xpending(keys.INTAKE, keys.INTAKE_GROUP)
     return int(info["pending"])
+
+
+def test_handled_entries_are_deleted_from_the_intake_stream(client: JobClient, intake: subprocess.Popen[bytes]) -> None:
+    big = "x" * 200_000  # the entry's bulk: a job this size would otherwise stay in Redis forever
+    accepted, rejected = f"trim-{uuid.uuid4().hex}", f"trim-bad-{uuid.uuid4().hex}"
+    entry_ids = [
+        client.redis.xadd(keys.INTAKE, {"job": json.dumps(spec("p", "given", True, 3)), "submission_id": accepted}),
+        client.redis.xadd(keys.INTAKE, {"job": '{"padding": "' + big + '"}', "submission_id": rejected}),
+    ]
+    assert outcome(client, accepted).state is SubmissionState.ACCEPTED
+    assert outcome(client, rejected).state is SubmissionState.REJECTED
+
+    def gone() -> bool:
+        return all(not client.redis.xrange(keys.INTAKE, min=eid, max=eid) for eid in entry_ids)
+
+    wait_until(gone, 30, "handled intake entries deleted")
+    assert _pending(client) == 0
+    client.wait(job_id_for(accepted), timeout_s=120)
+
+
+def test_entries_older_than_the_age_bound_are_trimmed_even_if_never_handled() -> None:
+    url = redis_url(12)
+    store = redis.Redis.from_url(url)
+    store.flushdb()
+    # No live worker here: every entry is left pending for a retry, so only the age bound removes one.
+    client = JobClient(ProducerSettings(redis_url=url, queue="btq-trim", intake_max_age_s=3600))
+    consumer = Intake(client, consumer="trimmer")
+    consumer.ensure_group()
+    job = json.dumps(spec("p", "given", True, 3))
+    store.xadd(keys.INTAKE, {"job": job, "submission_id": "ancient"}, id="1000-0")
+    store.xadd(keys.INTAKE, {"job": job, "submission_id": "recent"})
+    consumer.serve_once()
+    left = [fields[b"submission_id"] for _, fields in store.xrange(keys.INTAKE)]
+    assert left == [b"recent"]
+    store.close()

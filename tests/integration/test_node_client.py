@@ -12,8 +12,11 @@ import pytest
 
 from btq.producer.client import JobClient
 from btq.producer.intake import job_id_for
+from btq.schemas import keys
 from tests.conftest import ROOT, Fleet
 from tests.intake_process import running_intake
+from tests.integration.test_parity import spec
+from tests.malformed import add_malformed
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +77,19 @@ def test_node_client_reports_a_rejected_submission_with_the_field_named_error(
     done = run_node(fleet, bad, f"node-bad-{uuid.uuid4().hex}")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "rejected: metric: 'nope' is not registered" in done.stderr
+
+
+def test_node_client_skips_malformed_event_entries_with_one_warning_each(
+    fleet: Fleet, client: JobClient, node_client: Path, tmp_path: Path
+) -> None:
+    sid = f"node-garbage-{uuid.uuid4().hex}"
+    stream = keys.job_key(job_id_for(sid), "events")
+    bad = add_malformed(client.redis, stream)  # before the job exists: the client meets them first
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(spec("p", "given", True, 3)))
+    done = run_node(fleet, job, sid)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "event job.succeeded" in done.stdout
+    for entry_id in bad:
+        assert done.stderr.count(entry_id) == 1, done.stderr
+    assert f"of stream {stream}" in done.stderr

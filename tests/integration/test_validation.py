@@ -1,5 +1,6 @@
 """Every validation rule: a clear error naming the field, nothing enqueued, no Redis keys left behind."""
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -152,3 +153,31 @@ def test_malformed_json_text_is_refused(client: JobClient) -> None:
 def test_a_valid_job_after_refusals_is_accepted(client: JobClient) -> None:
     job_id = client.submit(base())
     assert client.wait(job_id, timeout_s=120).state.value == "succeeded"
+
+
+@pytest.mark.parametrize("where", ["trainset", "program.state", "optimizer_compile_args"])
+def test_cyclic_input_is_refused_naming_the_field_instead_of_hanging(client: JobClient, where: str) -> None:
+    job = base()
+    loop: dict[str, Any] = {"demos": []}
+    loop["again"] = loop
+    if where == "trainset":
+        job.update(trainset=[{"question": "1+1", "answer": loop}], input_keys=["question"])
+    elif where == "program.state":
+        job["program"]["state"] = loop
+    else:
+        job["optimizer_compile_args"] = {"p": {"x": [loop]}}
+    outcome: list[BaseException | str] = []
+
+    def submit() -> None:
+        try:
+            outcome.append(client.submit(job))
+        except BaseException as exc:  # the thread hands any outcome back to the test
+            outcome.append(exc)
+
+    worker = threading.Thread(target=submit, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert outcome, "submit() did not return for a cyclic job"
+    (error,) = outcome
+    assert isinstance(error, JobValidationError), error
+    assert error.field.startswith(where) and error.field.endswith("again") and "circular reference" in str(error)

@@ -1,8 +1,11 @@
 """A worker that cannot load its registry refuses to start; a task's escaped exception still ends the job."""
 
 import json
+import os
+import signal
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -11,7 +14,7 @@ from btq.producer.client import JobClient, celery_client
 from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
 from btq.schemas.result import StepOutcome, StepRecord
-from tests.conftest import Fleet, redis_url
+from tests.conftest import Fleet, redis_url, running_fleet, wait_until
 from tests.integration.test_parity import spec
 
 pytestmark = pytest.mark.integration
@@ -67,3 +70,23 @@ def test_an_exception_escaping_a_step_is_recorded_and_the_job_still_ends(fleet: 
     assert [c.strategy for c in result.candidates] == [""]
     failed = [e for _, e in client.events(job_id) if e.type.value == "step.failed"]
     assert len(failed) == 1 and json.dumps(failed[0].detail).find("escaped") >= 0
+
+
+def test_a_worker_started_as_python_m_celery_survives_sighup_and_keeps_working() -> None:
+    with running_fleet(13, "btq-hangup", ["ha"]) as fleet:
+        proc = fleet.procs["ha"]
+        # Its first job runs through the pool: the worker is fully up when the signal arrives.
+        client = fleet.client()
+        client.wait(client.submit(spec("p", "given", True, 3)), timeout_s=120)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert children, "a prefork worker has pool children"
+        proc.send_signal(signal.SIGHUP)
+        for child in children:  # as a hangup of the whole process group would
+            os.kill(int(child), signal.SIGHUP)
+        wait_until(lambda: "SIGHUP ignored" in fleet.logs["ha"].read_text(), 30, "the worker logging the SIGHUP")
+        assert proc.poll() is None, fleet.logs["ha"].read_text()[-3000:]
+        result = client.wait(client.submit(spec("p -> p", "given", True, 4)), timeout_s=120)
+        assert result.state.value == "succeeded"
+        assert proc.poll() is None and "Restarting celery worker" not in fleet.logs["ha"].read_text()
+        alive = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert alive == children, "a pool child died of the SIGHUP and was replaced"

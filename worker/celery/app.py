@@ -14,6 +14,7 @@ from btq.schemas.queues import amqp_class, task_queue
 from btq.schemas.result import JobResult, StepRecord
 from btq.worker.celery import sweeper
 from btq.worker.celery.broker import broker_conf
+from btq.worker.celery.hangup import connect_hangup_handler
 from btq.worker.celery.presence import connect_presence, job_queue
 from btq.worker.celery.redrive import redriver
 from btq.worker.celery.runtime import WorkerRuntime
@@ -95,6 +96,7 @@ def create_app(settings: WorkerSettings) -> Celery:
             stop.set()
 
     connect_presence(app, runtime)
+    connect_hangup_handler()
 
     @task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
     def _forget_history(**_: Any) -> None:

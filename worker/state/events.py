@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pydantic
 import redis
 
 from btq.schemas import keys
@@ -39,10 +40,25 @@ class EventEmitter:
         self.global_maxlen = global_maxlen
         self.redact = redact or (lambda text: text)
 
+    def _checked(self, event: JobEvent) -> str:
+        """The event's redacted JSON, checked against the schema, so no reader ever meets a malformed entry.
+
+        Masking works on the JSON text; a secret that happens to spell part of the JSON syntax or a field
+        name would break it, so then every value is masked one by one instead.
+        """
+        text = self.redact(event.model_dump_json())
+        try:
+            JobEvent.model_validate_json(text)
+        except pydantic.ValidationError:
+            # Field names stay as they are (the schema's own); every value, nested keys included, is masked.
+            masked = {k: _mask_strings(v, self.redact) for k, v in event.model_dump(mode="json").items()}
+            text = JobEvent.model_validate(masked).model_dump_json()
+        return text
+
     def emit(self, event_type: EventType, job_id: str, steps_total: int, **fields: Any) -> JobEvent:
         """Build, append and return one event."""
         event = JobEvent(type=event_type, job_id=job_id, at=time.time(), steps_total=steps_total, **fields)
-        payload = {"event": self.redact(event.model_dump_json())}
+        payload = {"event": self._checked(event)}
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(keys.job_key(job_id, "events"), payload, maxlen=self.job_maxlen, approximate=True)  # type: ignore[arg-type]
         pipe.xadd(keys.GLOBAL_EVENTS, payload, maxlen=self.global_maxlen, approximate=True)  # type: ignore[arg-type]
@@ -60,9 +76,20 @@ class EventEmitter:
             marker,
             keys.job_key(job_id, "events"),
             keys.GLOBAL_EVENTS,
-            self.redact(event.model_dump_json()),
+            self._checked(event),
             self.job_maxlen,
             self.global_maxlen,
             marker_ttl_s,
         )
         return bool(emitted)
+
+
+def _mask_strings(value: Any, redact: Callable[[str], str]) -> Any:
+    """Return `value` (JSON data) with every string, keys included, passed through `redact`."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(k): _mask_strings(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_strings(v, redact) for v in value]
+    return value

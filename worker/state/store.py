@@ -22,6 +22,13 @@ redis.call('hset', KEYS[3], 'updated_at', ARGV[4], 'steps_done', ARGV[5])
 return 1
 """
 
+# Only a queued job becomes running: a cancelling or ended job keeps its state.
+_MARK_RUNNING = """
+if redis.call('hget', KEYS[1], 'state') ~= 'queued' then return 0 end
+redis.call('hset', KEYS[1], 'state', 'running', 'updated_at', ARGV[1])
+return 1
+"""
+
 
 class JobStore:
     """Reads and writes one Redis database. Step records and results are written once (SET NX)."""
@@ -86,6 +93,10 @@ class JobStore:
     def set_state(self, job_id: str, state: JobState) -> None:
         """Record the job's state."""
         self.redis.hset(keys.job_key(job_id, "status"), mapping={"state": state.value, "updated_at": time.time()})
+
+    def mark_running(self, job_id: str) -> None:
+        """Set a queued job's state to running (when its first step starts); other states are kept."""
+        self.redis.eval(_MARK_RUNNING, 1, keys.job_key(job_id, "status"), time.time())
 
     def has_result(self, job_id: str) -> bool:
         """True once the job's result is stored."""

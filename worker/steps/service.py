@@ -104,6 +104,7 @@ class StepService:
             return self._record_without_running(spec, index, previous, outcome, attempt, error)
         if previous is not None:  # its event, if its holder died between storing it and emitting it
             self._emit_outcome(spec, job_id, previous)
+        self.store.mark_running(job_id)  # from step 0 on, not only once step 0 is stored
         self._emit_step(EventType.STEP_STARTED, spec, job_id, index, attempt=attempt)
         return self._execute(spec, job_id, index, previous, attempt)
 
