@@ -68,6 +68,7 @@ def test_stack_has_what_a_user_submits_to() -> None:
     assert "--appendonly yes" in redis_cmd, "Redis keeps jobs across restarts only with AOF"
     assert services["dashboard"]["ports"], "the dashboard publishes a port"
     assert services["dashboard"]["command"][:2] == ["btq", "dashboard"]
+    assert "BTQ_DASHBOARD_ALLOWED_HOSTS" in services["dashboard"]["environment"], "bound to 0.0.0.0: name the hosts"
     assert services["intake"]["command"] == ["btq", "intake"]
     check = " ".join(services["worker"]["healthcheck"]["test"])
     assert "inspect ping" in check, "a worker's health is its answer to a Celery ping"
