@@ -10,10 +10,12 @@ from dspy.clients.base_lm import GLOBAL_HISTORY
 
 from btq.schemas import keys
 from btq.schemas.exceptions import RetryableStepError
+from btq.schemas.labels import shard_label
 from btq.schemas.queues import amqp_class, task_queue
 from btq.schemas.result import JobResult, StepRecord
 from btq.worker.celery import sweeper
 from btq.worker.celery.broker import broker_conf
+from btq.worker.celery.metrics import connect_metrics
 from btq.worker.celery.presence import connect_presence, job_queue
 from btq.worker.celery.redrive import redriver
 from btq.worker.celery.runtime import WorkerRuntime
@@ -73,8 +75,10 @@ def create_app(settings: WorkerSettings) -> Celery:
         # To the evaluation queue of the job's profile: only workers that can rebuild the job get its shards.
         eval_queue = keys.eval_queue(job_queue(client, job_id, settings.queue))
         # The fan-out of one evaluation: a group of shard tasks; each claims shards until none is left.
+        label = shard_label(job_id, eval_id)
         group(
-            app.signature(keys.TASK_SHARD, args=(job_id, eval_id), queue=eval_queue) for _ in range(count)
+            app.signature(keys.TASK_SHARD, args=(job_id, eval_id), queue=eval_queue, argsrepr=label)
+            for _ in range(count)
         ).apply_async()
 
     runtime.bind_shard_sender(send_shards)
@@ -95,6 +99,11 @@ def create_app(settings: WorkerSettings) -> Celery:
             stop.set()
 
     connect_presence(app, runtime)
+    connect_metrics(app, runtime)
+    if settings.otel_exporter != "none":
+        from btq.worker.celery.tracing import connect_tracing  # the otel extra: imported only when asked for
+
+        connect_tracing(runtime)
 
     @task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
     def _forget_history(**_: Any) -> None:
