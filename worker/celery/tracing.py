@@ -30,6 +30,8 @@ from btq.worker.celery.span_export import JsonLinesSpanExporter
 from btq.worker.core import tracing
 from btq.worker.settings import WorkerSettings
 
+_JOB_CHILDREN = {keys.TASK_STEP, keys.TASK_FINALIZE}
+
 _forced_ids: contextvars.ContextVar[SpanContext | None] = contextvars.ContextVar("btq_forced_ids", default=None)
 
 
@@ -99,7 +101,9 @@ class TaskTracer:
         job_id = args[0] if args and isinstance(args[0], str) else None
         carrier = {"traceparent": getattr(task.request, "traceparent", None)}
         parent = propagate.extract({k: v for k, v in carrier.items() if isinstance(v, str)})
-        if not trace.get_current_span(parent).get_span_context().is_valid and job_id:
+        # Steps and the finalize hang under the job's root: the previous step sends the next one (a chain),
+        # and its context in the message would nest every step inside the one before.
+        if job_id and (name in _JOB_CHILDREN or not trace.get_current_span(parent).get_span_context().is_valid):
             parent = trace.set_span_in_context(NonRecordingSpan(job_root(job_id)))
         attributes = {"btq.job_id": job_id, "btq.worker": getattr(task.request, "hostname", None)}
         attributes.update(self._step_attributes(name, job_id, args))

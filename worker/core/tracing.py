@@ -45,8 +45,14 @@ def span(name: str, **attributes: Any) -> Iterator[None]:
         return
     clean = {k: v for k, v in attributes.items() if v is not None}
     parent = None if _trace.get_current_span().get_span_context().is_valid else _STATE.task_context
-    with _trace.get_tracer(TRACER_NAME).start_as_current_span(name, context=parent, attributes=clean):
-        yield
+    outer = _STATE.task_context
+    with _trace.get_tracer(TRACER_NAME).start_as_current_span(name, context=parent, attributes=clean) as current:
+        # The innermost open span is the parent of what starts on dspy's threads meanwhile (LM calls).
+        _STATE.task_context = _trace.set_span_in_context(current)
+        try:
+            yield
+        finally:
+            _STATE.task_context = outer
 
 
 def set_task_context(context: Any) -> None:
