@@ -12,11 +12,19 @@ import redis
 from mlflow import MlflowClient
 
 from btq.schemas import keys
+from btq.worker.core.registry import Registry
+from tests import fixture_registry
 from tests.conftest import ROOT
 from tests.observability.conftest import QUEUE, ObservedFleet, free_port
 from tests.observability.mlflow_server import mlflow_server
 
 pytestmark = pytest.mark.integration
+
+
+def _registry() -> Registry:
+    registry = Registry()
+    fixture_registry.register(registry)
+    return registry
 
 
 def _export(observed: ObservedFleet, uri: str) -> str:
@@ -74,6 +82,12 @@ def test_jobs_become_nested_runs_and_a_replay_changes_nothing(observed: Observed
         saved = json.loads(Path(path).read_text())
         assert "dependency_versions" in saved["metadata"]
         assert {k: v for k, v in saved.items() if k != "metadata"} == best.program_state
+        # dspy loads it as a saved program (our own trusted state names the simulated LM's engine).
+        program = _registry().get("programs", "t.qa")()
+        program.load(path, allow_unsafe_lm_state=True)
+        assert [len(p.demos) for p in program.predictors()] == [
+            len(state.get("demos", [])) for state in best.program_state.values() if isinstance(state, dict)
+        ]
         assert [a.path for a in client.list_artifacts(step_runs[1].info.run_id)] == ["program.json"]
 
         # When: the exporter starts over from the beginning of the stream (its cursor lost).
