@@ -5,7 +5,9 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+import redis
 
+from btq.schemas import keys
 from tests.conftest import wait_until
 from tests.integration.test_parity import spec
 from tests.observability.conftest import ObservedFleet, free_port
@@ -51,3 +53,21 @@ def test_health_and_readiness(observed: ObservedFleet) -> None:
     assert httpx.get(f"{observed.dashboard}/healthz", timeout=5).json() == {"status": "ok"}
     ready = httpx.get(f"{observed.dashboard}/readyz", timeout=10)
     assert ready.status_code == 200 and ready.json() == {"status": "ok"}
+
+
+def test_metrics_survive_malformed_entries_in_redis(observed: ObservedFleet) -> None:
+    # Given: garbage in the global event stream and in the counters hash (another writer, a bug).
+    conn = redis.Redis.from_url(observed.fleet.url)
+    conn.xadd(keys.GLOBAL_EVENTS, {"event": b"{not json"})
+    conn.xadd(keys.GLOBAL_EVENTS, {"other": b"1"})
+    kept = conn.hget(keys.METRICS, "shards_scored")
+    conn.hset(keys.METRICS, mapping={"lm_requests_typo": "3", "shards_scored": "many"})
+    try:
+        # Then: the scrape still answers, reads every group, and skips only what it cannot read.
+        response = httpx.get(f"{observed.dashboard}/metrics", timeout=10)
+        assert response.status_code == 200
+        assert "btq_scrape_errors 0.0" in response.text
+        assert "btq_jobs_submitted_total" in response.text
+    finally:
+        conn.hdel(keys.METRICS, "lm_requests_typo")
+        conn.hset(keys.METRICS, "shards_scored", kept or b"0")
