@@ -85,9 +85,7 @@ def test_jobs_become_nested_runs_and_a_replay_changes_nothing(observed: Observed
         # dspy loads it as a saved program (our own trusted state names the simulated LM's engine).
         program = _registry().get("programs", "t.qa")()
         program.load(path, allow_unsafe_lm_state=True)
-        assert [len(p.demos) for p in program.predictors()] == [
-            len(state.get("demos", [])) for state in best.program_state.values() if isinstance(state, dict)
-        ]
+        assert len(program.demos) == len(best.program_state["demos"])  # type: ignore[arg-type]  # t.qa is one Predict
         assert [a.path for a in client.list_artifacts(step_runs[1].info.run_id)] == ["program.json"]
 
         # When: the exporter starts over from the beginning of the stream (its cursor lost).

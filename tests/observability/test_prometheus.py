@@ -28,20 +28,26 @@ def test_prometheus_scrapes_the_fleet_and_sees_steps_and_lm_requests_move(observ
         # Given: Prometheus has scraped both targets at least once (the first job already ran).
         wait_until(lambda: len(query(prom, "up == 1")) == 2, 30, "both targets up", interval_s=0.5)
         before_steps = _value(prom, "sum(btq_steps_total)")
+        before_p = _value(
+            prom, 'sum(btq_steps_total{optimizer="BootstrapFewShotWithRandomSearch",outcome="succeeded"})'
+        )
+        before_jobs = _value(prom, 'btq_jobs{state="succeeded"}')
         before_lm = _value(prom, "btq_lm_requests_total")
-        assert before_steps == 4  # baseline + p -> w -> p of the fixture's job
+        assert before_steps >= 4  # at least baseline + p -> w -> p of the fixture's job
         assert before_lm > 0
         # When: another job runs on the fleet.
         job_id = observed.client.submit(spec("p -> p", "given", False, 9))
         observed.client.wait(job_id, timeout_s=120)
         # Then: the scraped counters moved, with the optimizer's class as a label and no job id anywhere.
-        wait_until(lambda: _value(prom, "sum(btq_steps_total)") == 7, 30, "three more steps scraped", interval_s=0.5)
+        wait_until(
+            lambda: _value(prom, "sum(btq_steps_total)") == before_steps + 3, 30, "three more steps", interval_s=0.5
+        )
         p_steps = query(prom, 'btq_steps_total{optimizer="BootstrapFewShotWithRandomSearch",outcome="succeeded"}')
-        assert [float(r["value"][1]) for r in p_steps] == [4.0]
+        assert [float(r["value"][1]) for r in p_steps] == [before_p + 2]
         assert _value(prom, "btq_lm_requests_total") > before_lm
-        assert _value(prom, 'btq_jobs{state="succeeded"}') == 2
+        assert _value(prom, 'btq_jobs{state="succeeded"}') == before_jobs + 1
         assert _value(prom, "sum(btq_workers)") == 2
-        assert _value(prom, "sum(btq_step_duration_seconds_count)") == 7
+        assert _value(prom, "sum(btq_step_duration_seconds_count)") == before_steps + 3
         assert _value(prom, "btq_worker_lm_requests_total") > 0  # the worker's own endpoint
         series = httpx.get(f"{prom}/api/v1/series", params={"match[]": '{__name__=~"btq_.*"}'}, timeout=5).json()
         labels = {key for s in series["data"] for key in s}
