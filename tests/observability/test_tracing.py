@@ -35,6 +35,7 @@ def test_one_job_is_one_connected_trace_across_workers(observed: ObservedFleet) 
     assert all(parent(s)["name"] == "btq.job" for s in steps)
     assert [s["attributes"].get("btq.optimizer_key") for s in steps] == [None, "p", "w", "p"]
     assert {s["attributes"]["btq.strategy"] for s in steps} == {"p -> w -> p"}
+    assert steps[2]["attributes"]["btq.optimizer"] == "BootstrapFinetune"
     # A shard task on the other worker is a child of the evaluation its step published.
     remote = [
         s

@@ -6,7 +6,8 @@ of a job, on any worker, joins one trace without the producer knowing OpenTeleme
 records the root `btq.job` span itself (submission to result). Tasks a task sends (evaluation shards)
 carry the sender's context in their message headers (W3C `traceparent`), so a shard on another worker is
 a child of the evaluation that asked for it. Spans: btq.job > btq.step > btq.evaluation > btq.shard (a task
-on another worker) > btq.shard.score > btq.lm_call; attributes `btq.job_id`, `btq.step`, `btq.strategy`, `btq.optimizer_key`, `btq.worker`.
+on another worker) > btq.shard.score > btq.lm_call; attributes `btq.job_id`, `btq.step`, `btq.strategy`,
+`btq.optimizer_key`, `btq.optimizer`, `btq.worker`.
 """
 
 import contextvars
@@ -124,10 +125,14 @@ class TaskTracer:
             return {"btq.step": args[1]}
         steps = spec.steps()
         index = args[1]
+        key = steps[index - 1] if 0 < index <= len(steps) else None
+        chosen = spec.optimizers.get(key) if key is not None else None
         return {
             "btq.step": index,
             "btq.strategy": spec.strategy,
-            "btq.optimizer_key": steps[index - 1] if 0 < index <= len(steps) else None,
+            "btq.optimizer_key": key,
+            # The class the job named; a key the job left to the fleet's defaults has none here.
+            "btq.optimizer": chosen.optimizer if chosen is not None else None,
         }
 
     def end(self, task_id: str, task: Any, args: list[Any]) -> None:
