@@ -39,6 +39,8 @@ class FleetCollector(Collector):  # type: ignore[misc]
         self.redis = client
         self.queue = queue
         self.events = EventTally(client)
+        self._job_queues: set[str] = set()
+        """Queues unfinished jobs were routed to, from the last scrape's job scan (their depth is shown too)."""
 
     def collect(self) -> Iterator[Metric]:
         """One scrape: each group reads Redis; a group that fails is left out and counted as an error."""
@@ -119,7 +121,7 @@ class FleetCollector(Collector):  # type: ignore[misc]
         yield live
         yield slots
         queues = set(consumers) | {self.queue, keys.eval_queue(self.queue)}
-        for queue in getattr(self, "_job_queues", set()):
+        for queue in self._job_queues:
             queues |= {queue, keys.eval_queue(queue)}
         per_queue = GaugeMetricFamily("btq_queue_workers", "Live workers consuming a queue", labels=["queue"])
         depth = GaugeMetricFamily(

@@ -101,8 +101,6 @@ def create_app(settings: WorkerSettings) -> Celery:
     connect_presence(app, runtime)
     connect_metrics(app, runtime)
     if settings.otel_exporter != "none":
-        from btq.worker.celery.tracing import connect_tracing  # the otel extra: imported only when asked for
-
         connect_tracing(runtime)
 
     @task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
@@ -113,6 +111,18 @@ def create_app(settings: WorkerSettings) -> Celery:
 
     app.btq_runtime = runtime  # type: ignore[attr-defined]
     return app
+
+
+def connect_tracing(runtime: WorkerRuntime) -> None:
+    """Wire OpenTelemetry (the `otel` extra, imported only when a span exporter is configured)."""
+    try:
+        from btq.worker.celery.tracing import connect_tracing as connect
+    except ImportError as exc:
+        raise RuntimeError(
+            f"BTQ_OTEL_EXPORTER={runtime.settings.otel_exporter} needs the otel extra "
+            f"(pip install 'bettertogether-queue[otel]'): {exc}"
+        ) from exc
+    connect(runtime)
 
 
 def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:

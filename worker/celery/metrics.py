@@ -42,7 +42,12 @@ def connect_metrics(app: Celery, runtime: WorkerRuntime) -> None:
             return
         node = getattr(sender, "hostname", None) or "worker"
         pool_size = int(getattr(getattr(sender, "controller", None), "concurrency", None) or 1)
-        stops.append(serve_worker_metrics(runtime, node, pool_size, port))
+        try:
+            stops.append(serve_worker_metrics(runtime, node, pool_size, port))
+        except ImportError:  # the worker runs without its endpoint rather than not at all
+            log.error("BTQ_METRICS_PORT needs the metrics extra: pip install 'bettertogether-queue[metrics]'")
+        except OSError as exc:
+            log.error("worker metrics: cannot listen on %s:%s: %s", runtime.settings.metrics_host, port, exc)
 
     @worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
     def _stop(**_: Any) -> None:
