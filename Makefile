@@ -49,10 +49,12 @@ format:
 	$(VENV)/bin/ruff check --fix .
 
 # The tests start their own throwaway redis-server (BTQ_TEST_REDIS points them elsewhere): only the
-# program is needed. The browser tests need headless Chromium.
+# program is needed. The browser tests need headless Chromium; the metrics tests start a real Prometheus
+# (Debian's package; the tests run the binary on a loopback port, never the system service).
 test: install install-local
 	BTQ_REDIS_INSTALL_ONLY=1 scripts/ensure-redis.sh
 	scripts/install-browser.sh
+	scripts/install-prometheus.sh
 	$(VENV)/bin/pytest -q
 
 test-slow: install install-local

@@ -30,6 +30,7 @@ from btq.schemas.exceptions import (
     JobVanishedError,
 )
 from btq.schemas.job import JobSpec
+from btq.schemas.labels import finalize_label, step_label
 from btq.schemas.manifest import RegistryManifest
 from btq.schemas.queues import amqp_class, task_queue
 from btq.schemas.result import EvaluationReport, JobResult, JobState, JobStatus
@@ -168,18 +169,23 @@ class JobClient:
         pipe.xadd(keys.GLOBAL_EVENTS, {"event": submitted.model_dump_json()})
         try:
             pipe.execute()
-            self._enqueue(job_id, steps, queue)
+            self._enqueue(job_id, spec.steps(), queue)
         except Exception:
             self._forget(job_id, steps)
             raise
         return job_id
 
-    def _enqueue(self, job_id: str, steps: int, queue: str) -> None:
+    def _enqueue(self, job_id: str, steps: list[str], queue: str) -> None:
+        # `argsrepr`: Flower and `celery events` show "job 1c95ab12 step 2/3 p -> w" instead of raw arguments.
         step_sigs = [
-            self.celery.signature(keys.TASK_STEP, args=(job_id, i), immutable=True, queue=queue)
-            for i in range(steps + 1)
+            self.celery.signature(
+                keys.TASK_STEP, args=(job_id, i), immutable=True, queue=queue, argsrepr=step_label(job_id, i, steps)
+            )
+            for i in range(len(steps) + 1)
         ]
-        final = self.celery.signature(keys.TASK_FINALIZE, args=(job_id,), immutable=True, queue=queue)
+        final = self.celery.signature(
+            keys.TASK_FINALIZE, args=(job_id,), immutable=True, queue=queue, argsrepr=finalize_label(job_id, steps)
+        )
         # A keyword argument makes `chain` take the list as it is; without one it folds the tasks with `|`,
         # which clones the growing chain at every step: quadratic in the strategy's length.
         chain(*step_sigs, final, app=self.celery).apply_async()

@@ -149,3 +149,14 @@ def job_keys(job_id: str, steps: int) -> list[str]:
             redrives_key(job_id, index),
         ]
     return keys
+
+
+METRICS = f"{PREFIX}:metrics"
+"""Hash of the fleet's counters since the database began (field = a `WorkerCount` name, value a number):
+workers add to it with HINCRBYFLOAT, `/metrics` reads it at scrape time. Per worker the same counts live
+under `worker_key(name, "metrics")` (expiring with `METRICS_WORKER_TTL_S`), for a worker's own endpoint."""
+
+METRICS_WORKER_TTL_S = 24 * 3600
+
+MLFLOW_CURSOR = f"{PREFIX}:mlflow:cursor"
+"""The `btq mlflow` exporter's position in `GLOBAL_EVENTS` (a stream entry id), so it resumes after a restart."""

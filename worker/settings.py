@@ -1,6 +1,8 @@
 """Worker settings: built once at the worker's entry point and passed in, env prefix `BTQ_`."""
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from btq.schemas.broker import DEFAULT_CONSUMER_TIMEOUT_S
@@ -95,3 +97,22 @@ class WorkerSettings(BaseSettings):
     worker_send_events: bool = Field(
         default=False, description="Send Celery task events (what Flower and `celery events` show)"
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus /metrics of this worker on this port (main process; needs the metrics extra)",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of the worker's /metrics")
+    otel_exporter: Literal["none", "otlp", "jsonl"] = Field(
+        default="none",
+        description="OpenTelemetry spans (needs the otel extra): otlp (OTEL_EXPORTER_OTLP_* env) or jsonl "
+        "(one JSON span per line appended to otel_jsonl_path)",
+    )
+    otel_jsonl_path: str | None = Field(default=None, description="File the jsonl span exporter appends to")
+
+    @model_validator(mode="after")
+    def _jsonl_needs_a_path(self) -> "WorkerSettings":
+        if self.otel_exporter == "jsonl" and not self.otel_jsonl_path:
+            raise ValueError("otel_jsonl_path: required when otel_exporter is jsonl (BTQ_OTEL_JSONL_PATH)")
+        return self

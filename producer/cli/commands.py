@@ -164,6 +164,20 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    """Log every job as an MLflow run (nested runs per step), following the event stream until stopped."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        print("btq mlflow needs the mlflow extra: pip install 'bettertogether-queue[mlflow]'", file=sys.stderr)
+        return 2
+    from btq.producer.mlflow.exporter import serve
+
+    logged = serve(_client().redis, args.tracking_uri, args.experiment, once=args.once)
+    print(f"mlflow: {logged} events logged", flush=True)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the wire models (job, event, result, status)."""
     print(json_schema_text(args.name))
@@ -234,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     db = add("dashboard", cmd_dashboard)
     db.add_argument("--host", default=None, help="bind address (default BTQ_DASHBOARD_HOST, 127.0.0.1)")
     db.add_argument("--port", type=int, default=None, help="port (default BTQ_DASHBOARD_PORT, 8750)")
+    ml = add("mlflow", cmd_mlflow)
+    ml.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"), help="default MLFLOW_TRACKING_URI")
+    ml.add_argument("--experiment", default="btq", help="MLflow experiment the job runs go to")
+    ml.add_argument("--once", action="store_true", help="log the events in the stream now, then exit")
     sc = add("schema", cmd_schema)
     sc.add_argument("name", nargs="?", choices=sorted(EXPORTED))
     d = add("demo", cmd_demo)

@@ -25,6 +25,7 @@ from btq.producer.dashboard.job_list import JobList
 from btq.producer.dashboard.settings import DashboardSettings
 from btq.producer.dashboard.stream import follow_stream, parse_cursor
 from btq.producer.fleet.liveness import live_workers
+from btq.producer.metrics.routes import HealthRoutes
 from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
 from btq.schemas.exceptions import JobNotFoundError
@@ -41,7 +42,8 @@ class Dashboard:
         self.settings = settings
         self.stopping = stopping
         self.redis = redis.Redis.from_url(settings.redis_url)
-        self.client = JobClient(ProducerSettings(redis_url=settings.redis_url, queue=settings.queue), self.redis)
+        producer = ProducerSettings(redis_url=settings.redis_url, queue=settings.queue, broker_url=settings.broker_url)
+        self.client = JobClient(producer, self.redis)
         self.jobs = JobList(self.redis)
         self._live_names: set[str] = set()
         self._live_at = float("-inf")
@@ -60,6 +62,11 @@ class Dashboard:
     async def workers_page(self, request: Request) -> Response:
         """The workers page."""
         return HTMLResponse(pages.workers_page())
+
+    def check_broker(self) -> None:
+        """Raise unless the broker accepts a connection (for `/readyz`; one attempt, bounded)."""
+        with self.client.celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
 
     async def api_jobs(self, request: Request) -> Response:
         """Jobs newest first; `?state=` filters."""
@@ -154,6 +161,7 @@ def create_app(settings: DashboardSettings, stopping: threading.Event | None = N
         Route("/api/jobs/{job_id:str}/cancel", dash.api_cancel, methods=["POST"]),
         Route("/api/events", dash.api_all_events),
         Route("/api/workers", dash.api_workers),
+        *HealthRoutes(dash.redis, settings.queue, dash.check_broker).routes(),
     ]
     token = settings.dashboard_token.get_secret_value() if settings.dashboard_token else None
     guard = Middleware(

@@ -15,6 +15,9 @@ class DashboardSettings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     queue: str = "btq"
+    broker_url: str | None = Field(
+        default=None, description="The workers' broker, checked by /readyz (Redis when unset)"
+    )
     dashboard_host: str = Field(default="127.0.0.1", description="Bind address; loopback unless a token is set")
     dashboard_port: int = 8750
     dashboard_token: SecretStr | None = Field(

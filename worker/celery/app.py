@@ -10,11 +10,13 @@ from dspy.clients.base_lm import GLOBAL_HISTORY
 
 from btq.schemas import keys
 from btq.schemas.exceptions import RetryableStepError
+from btq.schemas.labels import shard_label
 from btq.schemas.queues import amqp_class, task_queue
 from btq.schemas.result import JobResult, StepRecord
 from btq.worker.celery import sweeper
 from btq.worker.celery.broker import broker_conf
 from btq.worker.celery.hangup import connect_hangup_handler
+from btq.worker.celery.metrics import connect_metrics
 from btq.worker.celery.presence import connect_presence, job_queue
 from btq.worker.celery.redrive import redriver
 from btq.worker.celery.runtime import WorkerRuntime
@@ -74,8 +76,10 @@ def create_app(settings: WorkerSettings) -> Celery:
         # To the evaluation queue of the job's profile: only workers that can rebuild the job get its shards.
         eval_queue = keys.eval_queue(job_queue(client, job_id, settings.queue))
         # The fan-out of one evaluation: a group of shard tasks; each claims shards until none is left.
+        label = shard_label(job_id, eval_id)
         group(
-            app.signature(keys.TASK_SHARD, args=(job_id, eval_id), queue=eval_queue) for _ in range(count)
+            app.signature(keys.TASK_SHARD, args=(job_id, eval_id), queue=eval_queue, argsrepr=label)
+            for _ in range(count)
         ).apply_async()
 
     runtime.bind_shard_sender(send_shards)
@@ -97,6 +101,9 @@ def create_app(settings: WorkerSettings) -> Celery:
 
     connect_presence(app, runtime)
     connect_hangup_handler()
+    connect_metrics(app, runtime)
+    if settings.otel_exporter != "none":
+        connect_tracing(runtime)
 
     @task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
     def _forget_history(**_: Any) -> None:
@@ -106,6 +113,18 @@ def create_app(settings: WorkerSettings) -> Celery:
 
     app.btq_runtime = runtime  # type: ignore[attr-defined]
     return app
+
+
+def connect_tracing(runtime: WorkerRuntime) -> None:
+    """Wire OpenTelemetry (the `otel` extra, imported only when a span exporter is configured)."""
+    try:
+        from btq.worker.celery.tracing import connect_tracing as connect
+    except ImportError as exc:
+        raise RuntimeError(
+            f"BTQ_OTEL_EXPORTER={runtime.settings.otel_exporter} needs the otel extra "
+            f"(pip install 'bettertogether-queue[otel]'): {exc}"
+        ) from exc
+    connect(runtime)
 
 
 def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:

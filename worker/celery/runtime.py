@@ -6,14 +6,17 @@ import threading
 import redis
 
 from btq.worker.artifacts.store import store_from_url
+from btq.worker.core import lm_observer
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.registry import Registry, WorkerResources, load_registry
+from btq.worker.core.tally import TALLY
 from btq.worker.settings import WorkerSettings
 from btq.worker.sharding.evaluator import SendShards, ShardingConfig, ShardingSupport
 from btq.worker.sharding.runner import ShardRunner
 from btq.worker.state.events import EventEmitter, worker_name
 from btq.worker.state.fleet import live_slots
 from btq.worker.state.lm_cache import install_cache
+from btq.worker.state.metrics import redis_sink
 from btq.worker.state.store import JobStore
 from btq.worker.steps.redaction import Redactor
 from btq.worker.steps.service import StepService
@@ -86,6 +89,9 @@ class WorkerRuntime:
             s.lm_cache_max_value_bytes,
             s.lm_cache_flight_ttl_s,
         )
+        # This process's counters go to Redis in batches (task end, or every few seconds while counting).
+        TALLY.bind(redis_sink(client, lambda: TALLY.node))
+        lm_observer.install()
         sharding = None
         if s.sharding_enabled and self._send_shards is not None:
             sharding = ShardingSupport(

@@ -19,9 +19,12 @@ import dspy
 import redis
 from dspy.evaluate.evaluate import Evaluate, EvaluationResult
 
+from btq.schemas.metrics import WorkerCount
 from btq.schemas.sharding import EvalRequest, ShardResult
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.progress import report
+from btq.worker.core.tally import TALLY
+from btq.worker.core.tracing import span
 from btq.worker.sharding.board import ShardBoard
 from btq.worker.sharding.examples import EXECUTOR_ABORT_MESSAGE, EvaluationCancelled, Outcome, score_examples
 from btq.worker.sharding.outcomes import UnencodableOutcome, decode, encode
@@ -122,28 +125,31 @@ class StepEvaluator:
         )
         if request is None:
             return None
-        board = ShardBoard(
-            self.redis, self.job_id, request.eval_id, self.config.ttl_s, self.config.lease_ttl_s, self.redact
-        )
-        request = board.publish(request)
-        helpers = min(len(request.shards) - 1, slots - 1)
-        if helpers > 0:
-            self.send_shards(self.job_id, request.eval_id, helpers)
-        started = time.perf_counter()
-        try:
-            progress = _Progress(seq=self.seq, total=len(request.shards))
-            local = self._work(board, request, program, metric, devset, progress)
-            board.finish()
-            stored = board.results()  # read once: for the last progress event and for the combine
-            workers = {r.worker for r in stored.values()} | ({self.worker} if local else set())
-            self._report(progress, len(request.shards), workers=sorted(workers))
-            return self._combine(request, devset, local, stored, evaluate.failure_score)
-        finally:
-            # How long the step spent in sharded evaluations: the part of a step more workers shorten.
-            self.timings["sharded_evaluation_s"] = self.timings.get("sharded_evaluation_s", 0.0) + (
-                time.perf_counter() - started
+        # The span is current while shards are sent, so helpers' shard spans join this evaluation's trace.
+        with span("btq.evaluation", **{"btq.eval_id": request.eval_id, "btq.shards": len(request.shards)}):
+            board = ShardBoard(
+                self.redis, self.job_id, request.eval_id, self.config.ttl_s, self.config.lease_ttl_s, self.redact
             )
-            self.timings["sharded_evaluations"] = self.timings.get("sharded_evaluations", 0) + 1
+            request = board.publish(request)
+            TALLY.add(WorkerCount.EVALUATIONS_SHARDED)
+            helpers = min(len(request.shards) - 1, slots - 1)
+            if helpers > 0:
+                self.send_shards(self.job_id, request.eval_id, helpers)
+            started = time.perf_counter()
+            try:
+                progress = _Progress(seq=self.seq, total=len(request.shards))
+                local = self._work(board, request, program, metric, devset, progress)
+                board.finish()
+                stored = board.results()  # read once: for the last progress event and for the combine
+                workers = {r.worker for r in stored.values()} | ({self.worker} if local else set())
+                self._report(progress, len(request.shards), workers=sorted(workers))
+                return self._combine(request, devset, local, stored, evaluate.failure_score)
+            finally:
+                # How long the step spent in sharded evaluations: the part of a step more workers shorten.
+                self.timings["sharded_evaluation_s"] = self.timings.get("sharded_evaluation_s", 0.0) + (
+                    time.perf_counter() - started
+                )
+                self.timings["sharded_evaluations"] = self.timings.get("sharded_evaluations", 0) + 1
 
     def _work(
         self,
@@ -182,6 +188,7 @@ class StepEvaluator:
             if shard not in done:
                 lease = board.take_over(shard)
                 if lease is not None:
+                    TALLY.add(WorkerCount.SHARDS_TAKEN_OVER)
                     return shard, lease
         return None
 
@@ -197,20 +204,22 @@ class StepEvaluator:
     ) -> list[Outcome]:
         """Score one shard with the step's own program object and store what can travel."""
         started = time.time()
-        scored = score_examples(
-            program,
-            examples,
-            metric,
-            num_threads=request.num_threads,
-            max_errors=request.max_errors,
-            provide_traceback=request.provide_traceback,
-            is_cancelled=self.is_cancelled,
-        )
+        with span("btq.shard.score", **{"btq.eval_id": request.eval_id, "btq.shard": shard}):
+            scored = score_examples(
+                program,
+                examples,
+                metric,
+                num_threads=request.num_threads,
+                max_errors=request.max_errors,
+                provide_traceback=request.provide_traceback,
+                is_cancelled=self.is_cancelled,
+            )
         try:
             wire = [encode(outcome) for outcome in scored.outcomes]
         except UnencodableOutcome as exc:
             logger.debug("shard %s of %s kept in-process: %s", shard, request.eval_id, exc)
         else:
+            TALLY.add(WorkerCount.SHARDS_SCORED)
             board.store(
                 ShardResult(
                     shard=shard,

@@ -15,10 +15,13 @@ from typing import Any
 import dspy
 import redis
 
+from btq.schemas.metrics import WorkerCount
 from btq.schemas.sharding import EvalRequest, ShardResult
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.lm_binding import LMBinder
 from btq.worker.core.program_state import load_program
+from btq.worker.core.tally import TALLY
+from btq.worker.core.tracing import span
 from btq.worker.core.valset import cancellable, polled
 from btq.worker.sharding.board import ShardBoard
 from btq.worker.sharding.evaluator import ShardingConfig
@@ -120,7 +123,11 @@ class ShardRunner:
         started = time.time()
         start, end = request.shards[shard]
         job = self._job(request.job_id)
-        with dspy.context(lm=context_lm, trace=[], disable_history=True), caching_for(job, request.cache):
+        with (
+            span("btq.shard.score", **{"btq.eval_id": request.eval_id, "btq.shard": shard}),
+            dspy.context(lm=context_lm, trace=[], disable_history=True),
+            caching_for(job, request.cache),
+        ):
             scored = score_examples(
                 program,
                 examples[start:end],
@@ -137,4 +144,5 @@ class ShardRunner:
             aborted=scored.aborted,
             duration_s=time.time() - started,
         )
+        TALLY.add(WorkerCount.SHARDS_SCORED)
         return int(board.store(result))

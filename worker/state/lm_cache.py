@@ -32,7 +32,9 @@ import redis
 from dspy.clients.cache import Cache
 
 from btq.schemas import keys
+from btq.schemas.metrics import WorkerCount
 from btq.worker.core.job_inputs import ResolvedJob
+from btq.worker.core.tally import TALLY
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
         except redis.RedisError as exc:
             self._warn(exc)
             return None
+        TALLY.add(WorkerCount.LM_CACHE_HITS if raw is not None else WorkerCount.LM_CACHE_MISSES)
         return self._prepare_cached_response(_decode(raw)) if raw is not None else None
 
     def _claim_or_await(self, key: str) -> bytes | str | None:
