@@ -16,6 +16,12 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+"""Liveness and readiness: answered to any Host and without the token (an orchestrator's probe sends
+neither), and they tell nothing but up/ready."""
+ANY_HOST_PATHS = PROBE_PATHS | {"/metrics"}
+"""Answered to any Host: a scraper names the target by its address (a pod IP); `/metrics` holds no job
+data (no job ids as labels) and still needs the token when one is set."""
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SAME_SITE_FETCH = frozenset({"same-origin", "none"})  # "none": typed in the address bar, a bookmark
 
@@ -100,7 +106,8 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if not self.host_allowed(request.headers.get("host")):
+        any_host = scope["path"] in ANY_HOST_PATHS and request.method in _SAFE_METHODS
+        if not any_host and not self.host_allowed(request.headers.get("host")):
             refusal = JSONResponse(
                 {"error": "host: this dashboard does not answer to that name (see BTQ_DASHBOARD_ALLOWED_HOSTS)"},
                 status_code=421,

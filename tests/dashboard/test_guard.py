@@ -203,3 +203,16 @@ def test_the_jobs_list_and_a_job_page_survive_a_job_whose_records_are_garbage(fl
         store.delete(*[keys.job_key(job_id, part) for part in ("status", "spec", "result")])
         store.zrem(keys.JOBS_INDEX, job_id)
         store.close()
+
+
+def test_probes_answer_any_host_without_the_token_and_metrics_any_host_with_it(fleet: Fleet) -> None:
+    """An orchestrator probes by pod address without a token; a scraper names its target by address."""
+    with dashboard(fleet, token="s3cret-token") as dash:
+        pod = {"Host": "10.1.2.3:8750"}
+        assert dash.get("/healthz", headers=pod).status_code == 200
+        assert dash.get("/readyz", headers=pod).status_code == 200
+        assert dash.get("/metrics", headers=pod).status_code == 401, "metrics still need the token"
+        scrape = dash.get("/metrics", headers={**pod, "Authorization": "Bearer s3cret-token"})
+        assert scrape.status_code == 200 and "btq_" in scrape.text
+        assert dash.get("/api/jobs", headers={**pod, "Authorization": "Bearer s3cret-token"}).status_code == 421
+        assert dash.get("/api/jobs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200

@@ -127,7 +127,7 @@ def test_workers_publish_fine_tunes_to_the_object_store(s3: S3Server, tmp_path: 
     bucket = "btq-fleet"
     url = s3.make_bucket(bucket) + "/artifacts"
     env = {**s3.env(), "BTQ_ARTIFACT_DIR": url, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    with running_fleet(11, "btq-s3", ["s3a", "s3b"], extra_env=env) as fleet:
+    with running_fleet(14, "btq-s3", ["s3a", "s3b"], extra_env=env) as fleet:
         client = fleet.client()
         job_id = client.submit(
             {
