@@ -10,6 +10,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import dspy
@@ -18,12 +19,14 @@ import redis
 from btq.schemas.sharding import EvalRequest, ShardResult
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.lm_binding import LMBinder
+from btq.worker.core.metering import Meter
 from btq.worker.core.program_state import load_program
 from btq.worker.core.valset import cancellable, polled
 from btq.worker.sharding.board import ShardBoard
 from btq.worker.sharding.evaluator import ShardingConfig
 from btq.worker.sharding.examples import EvaluationCancelled, score_examples
 from btq.worker.sharding.outcomes import encode
+from btq.worker.state.fleet_gate import FleetMetering
 from btq.worker.state.lm_cache import caching_for
 
 logger = logging.getLogger(__name__)
@@ -46,8 +49,10 @@ class ShardRunner:
         is_cancelled: Callable[[str], bool],
         worker: str,
         redact: Callable[[str], str] | None = None,
+        metering: FleetMetering | None = None,
     ) -> None:
         self.redact = redact
+        self.metering = metering
         self.redis = client
         self.config = config
         self.resolve = resolve
@@ -120,7 +125,12 @@ class ShardRunner:
         started = time.time()
         start, end = request.shards[shard]
         job = self._job(request.job_id)
-        with dspy.context(lm=context_lm, trace=[], disable_history=True), caching_for(job, request.cache):
+        with ExitStack() as stack:
+            if self.metering is not None:  # this shard's LM usage counts towards its step's and job's
+                meter = stack.enter_context(self.metering.metered(request.job_id, request.step_index, job.spec.budget))
+                is_cancelled = _or_stopped(is_cancelled, meter)
+            stack.enter_context(dspy.context(lm=context_lm, trace=[], disable_history=True))
+            stack.enter_context(caching_for(job, request.cache))
             scored = score_examples(
                 program,
                 examples[start:end],
@@ -138,3 +148,8 @@ class ShardRunner:
             duration_s=time.time() - started,
         )
         return int(board.store(result))
+
+
+def _or_stopped(is_cancelled: Callable[[], bool], meter: Meter) -> Callable[[], bool]:
+    """A cancel check that also answers True once the job's budget refused this shard a call."""
+    return lambda: meter.stopped() or is_cancelled()
