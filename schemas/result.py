@@ -99,6 +99,7 @@ class JobResult(VersionedModel):
     finished_at: float
     detail: dict[str, JsonValue] = Field(default_factory=dict)
     usage: Usage | None = Field(default=None, description="LM usage of the whole job (the sum of its steps)")
+    step_usage: dict[int, Usage] = Field(default_factory=dict, description="LM usage by step index (0: baseline)")
 
 
 class EvaluationReport(VersionedModel):

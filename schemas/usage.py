@@ -34,6 +34,12 @@ class Usage(WireModel):
         """True when every spent call had a price."""
         return self.unpriced_calls == 0
 
+    def cost_text(self) -> str:
+        """Dollars spent as text: `unknown` when no spent call was priced, `>=$x` when only some were."""
+        if self.calls and self.unpriced_calls >= self.calls:
+            return "unknown"
+        return f"{'>=' if self.unpriced_calls else ''}${self.cost_usd:.6f}"
+
     def plus(self, other: "Usage") -> "Usage":
         """Return the sum of two usages."""
         return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})

@@ -112,7 +112,7 @@ class WorkerSettings(BaseSettings):
         default=300.0, gt=0, description="Longest an LM call waits for rate-limit capacity before it fails"
     )
     lm_budget_reserve_calls: int = Field(
-        default=4,
+        default=8,
         ge=1,
         description="Budget calls a worker process reserves at once (fewer Redis round trips; bounded overshoot)",
     )

@@ -31,6 +31,7 @@ class JobList:
         self.remember = remember
         self._strategy: OrderedDict[str, str | None] = OrderedDict()
         self._best: OrderedDict[str, float | None] = OrderedDict()
+        self._spent: OrderedDict[str, Json | None] = OrderedDict()
 
     def rows(self, state: str | None = None, limit: int = 200) -> list[Json]:
         """Return up to `limit` jobs newest first, only those in `state` when given."""
@@ -70,6 +71,7 @@ class JobList:
             if result is not None:  # only a stored result is final: a running job's best is not yet known
                 parsed = decode(JobResult, result)
                 self._keep(self._best, job_id, parsed.best.score if parsed.best else None)
+                self._keep(self._spent, job_id, _spent(parsed))
 
     def _keep(self, cache: "OrderedDict[str, Any]", job_id: str, value: Any) -> None:
         cache[job_id] = value
@@ -85,6 +87,15 @@ class JobList:
             "steps_done": int(status.get("steps_done", 0)),
             "steps_total": int(status.get("steps_total", 0)),
             "best_score": self._best.get(job_id),
+            "lm_usage": self._spent.get(job_id),
             "submitted_at": float(status.get("submitted_at", 0)),
             "updated_at": float(status.get("updated_at", 0)),
         }
+
+
+def _spent(result: JobResult) -> Json | None:
+    """A finished job's LM calls, tokens and cost (text: `unknown` when unpriced), for the jobs table."""
+    usage = result.usage
+    if usage is None:
+        return None
+    return {"calls": usage.calls, "tokens": usage.tokens, "cost": usage.cost_text(), "cached_calls": usage.cached_calls}

@@ -54,4 +54,5 @@ def build_result(job_id: str, strategy: str, seed: int, records: list[StepRecord
         error=error,
         finished_at=time.time(),
         usage=usage,
+        step_usage={r.index: r.usage for r in ordered if r.usage is not None},
     )
