@@ -93,14 +93,18 @@ def test_a_429_from_the_provider_holds_the_bucket_for_its_retry_after_and_the_ca
     try:
         settings = WorkerSettings(lm_rate_limits={"openai": LMRateLimit(rpm=60_000)})  # far above the stub's
         fleet = FleetMetering(client, settings)
+        assert fleet.limiter is not None
+        holds: list[float | None] = []
+        hold = fleet.limiter.hold
+        fleet.limiter.hold = lambda model, after: (holds.append(after), hold(model, after))[1]  # type: ignore[method-assign]
         lm = dspy.LM("openai/gpt-4o-mini", api_base=stub.url, api_key="sk-test", cache=False, num_retries=3)
         with fleet.metered("job-429", 1, None) as meter, dspy.context(lm=lm):
             answers = [dspy.Predict("question -> answer")(question=f"What is {i} + 1?").answer for i in range(2)]
-        held = client.get("btq:ratelimit:openai:requests")
     finally:
         stub.close()
     assert answers == ["1", "2"]
     assert stub.rejected_429 >= 1
     usage = meter.usage()
     assert usage.calls == 2 and usage.failed_calls == stub.rejected_429
-    assert held is not None, "the 429 pushed the fleet's bucket"
+    assert len(holds) == stub.rejected_429, "each 429 held the fleet's bucket back"
+    assert all(after is not None and 0 < after <= 1.0 for after in holds), "for the provider's Retry-After"
