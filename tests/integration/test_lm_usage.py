@@ -131,3 +131,23 @@ def test_budget_stops_the_job_with_budget_exceeded_and_keeps_the_best_so_far(
     concurrent = 3 * 16  # worker processes x dspy threads: the calls that can be in flight at once
     assert requests <= budget + concurrent
     assert result.usage is not None and result.usage.calls <= budget
+
+
+def test_a_dollar_budget_stops_the_job_and_reports_the_bounded_overshoot(
+    usage_fleet: Fleet, usage_stub: StubOpenAI
+) -> None:
+    unlimited, _ = run(usage_fleet, usage_stub, job(17))
+    assert unlimited.usage is not None
+    costs = unlimited.step_usage
+    limit = costs[0].cost_usd + costs[1].cost_usd / 2
+
+    result, (requests, prompt, completion, _) = run(usage_fleet, usage_stub, job(17, budget={"max_cost_usd": limit}))
+
+    assert result.error is not None and result.error.message.startswith("budget exceeded: max_cost_usd reached")
+    assert result.flag_compilation_error_occurred is True
+    assert result.usage is not None and result.usage.cost_usd >= limit
+    assert result.usage.cost_usd == pytest.approx(price(prompt, completion), rel=1e-6), "what the provider billed"
+    per_call = max(u.cost_usd / u.calls for u in costs.values() if u.calls)
+    in_flight = 3 * 16 + 3 * 8  # concurrent calls plus each process's unflushed reservation
+    assert result.usage.cost_usd <= limit + in_flight * per_call
+    assert f"${result.usage.cost_usd:.6f} of ${limit:.6f}" in result.error.message, "the overshoot is reported"

@@ -31,6 +31,9 @@ class BudgetExceededError(StepCancelledError):
 class Gate(Protocol):
     """What stands between a step's LM calls and the provider (fleet-wide budget and rate limits)."""
 
+    paces_tokens: bool
+    """True when `spent` needs each request's tokens (a tokens-per-minute limit applies)."""
+
     def before_request(self, model: str) -> None:
         """Wait for capacity or raise BudgetExceededError; called before every request, retries too."""
 
@@ -154,7 +157,7 @@ def _attempt(lm: Any, call: Any, backend: Any, request: Any, provider: Any, stat
             meter.gate.rate_limited(model, _retry_after_s(exc))
         raise
     meter.add(calls=1)
-    if meter.gate is not None:
+    if meter.gate is not None and meter.gate.paces_tokens:
         meter.gate.spent(model, sum(sum(_tokens(r.usage)) for r in results[seen:]))
     return outcome
 

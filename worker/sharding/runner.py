@@ -125,6 +125,7 @@ class ShardRunner:
         started = time.time()
         start, end = request.shards[shard]
         job = self._job(request.job_id)
+        meter: Meter | None = None
         with ExitStack() as stack:
             if self.metering is not None:  # this shard's LM usage counts towards its step's and job's
                 meter = stack.enter_context(self.metering.metered(request.job_id, request.step_index, job.spec.budget))
@@ -146,6 +147,7 @@ class ShardRunner:
             outcomes=[encode(outcome) for outcome in scored.outcomes],
             aborted=scored.aborted,
             duration_s=time.time() - started,
+            usage=meter.usage() if meter is not None else None,
         )
         return int(board.store(result))
 

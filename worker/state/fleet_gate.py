@@ -30,6 +30,7 @@ class FleetGate:
         self.limiter = limiter
         self.reserve_calls = reserve_calls
         self.meter: Meter | None = None
+        self.paces_tokens = limiter is not None and any(limit.tpm for limit in limiter.limits.values())
         self._reserved = 0
         self._lock = threading.Lock()
 
