@@ -143,7 +143,8 @@ def test_a_dollar_budget_stops_the_job_and_reports_the_bounded_overshoot(
 
     result, (requests, prompt, completion, _) = run(usage_fleet, usage_stub, job(17, budget={"max_cost_usd": limit}))
 
-    assert result.error is not None and result.error.message.startswith("budget exceeded: max_cost_usd reached")
+    assert result.error is not None
+    assert result.error.message.startswith("budget exceeded: max_cost_usd reached")
     assert result.flag_compilation_error_occurred is True
     assert result.usage is not None and result.usage.cost_usd >= limit
     assert result.usage.cost_usd == pytest.approx(price(prompt, completion), rel=1e-6), "what the provider billed"
