@@ -141,7 +141,7 @@ def test_a_dollar_budget_stops_the_job_and_reports_the_bounded_overshoot(
     costs = unlimited.step_usage
     limit = costs[0].cost_usd + costs[1].cost_usd / 2
 
-    result, (requests, prompt, completion, _) = run(usage_fleet, usage_stub, job(17, budget={"max_cost_usd": limit}))
+    result, (_, prompt, completion, _) = run(usage_fleet, usage_stub, job(17, budget={"max_cost_usd": limit}))
 
     assert result.error is not None
     assert result.error.message.startswith("budget exceeded: max_cost_usd reached")
