@@ -118,7 +118,7 @@ function progressText(d) {
     if (d.loss !== undefined) t += "  loss " + Number(d.loss).toFixed(3);
     return t;
   }
-  return Object.entries(d).filter(([k]) => k !== "model").map(([k, v]) => k + "=" + v).join(", ");
+  return Object.entries(d).filter(([k]) => k !== "model" && k !== "usage").map(([k, v]) => k + "=" + v).join(", ");
 }
 function onProgress(ev) {
   const row = stepRow(ev.step_index), td = row.querySelector(".c-progress"), d = ev.detail || {};
