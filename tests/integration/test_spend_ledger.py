@@ -108,3 +108,21 @@ def test_a_429_from_the_provider_holds_the_bucket_for_its_retry_after_and_the_ca
     assert usage.calls == 2 and usage.failed_calls == stub.rejected_429
     assert len(holds) == stub.rejected_429, "each 429 held the fleet's bucket back"
     assert all(after is not None and 0 < after <= 1.0 for after in holds), "for the provider's Retry-After"
+
+
+def test_a_wait_for_capacity_is_bounded_and_a_cancel_ends_it(client: redis.Redis) -> None:
+    from btq.worker.core.interrupt import StepCancelledError, interruptible
+    from btq.worker.state.rate_limit import RateLimitWaitError
+
+    slow = {"openai": LMRateLimit(rpm=1)}  # one request a minute
+    bounded = RateLimiter(client, slow, max_wait_s=0.5)
+    bounded.acquire("openai/gpt-4o-mini")
+    with pytest.raises(RateLimitWaitError, match="within 0.5 s"):
+        bounded.acquire("openai/gpt-4o-mini")
+
+    patient = RateLimiter(client, slow, max_wait_s=120)
+    cancelled_at = time.monotonic() + 0.3
+    started = time.monotonic()
+    with interruptible(lambda: time.monotonic() > cancelled_at), pytest.raises(StepCancelledError):
+        patient.acquire("openai/gpt-4o-mini")
+    assert time.monotonic() - started < 30, "the cancel ended the minute-long wait"
