@@ -117,7 +117,7 @@ def test_a_wait_for_capacity_is_bounded_and_a_cancel_ends_it(client: redis.Redis
     slow = {"openai": LMRateLimit(rpm=1)}  # one request a minute
     bounded = RateLimiter(client, slow, max_wait_s=0.5)
     bounded.acquire("openai/gpt-4o-mini")
-    with pytest.raises(RateLimitWaitError, match="within 0.5 s"):
+    with pytest.raises(RateLimitWaitError, match=r"within 0\.5 s"):
         bounded.acquire("openai/gpt-4o-mini")
 
     patient = RateLimiter(client, slow, max_wait_s=120)
