@@ -33,18 +33,22 @@ if per_token > 0 then
   end
   wait = math.max(wait, tat - token_tolerance - now)
 end
-if ARGV[6] == 'debit' then return '0' end
+if ARGV[6] == 'debit' then return {'0', 0, '0'} end
 local request_tat = now
 if per_request > 0 then
   request_tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
   wait = math.max(wait, request_tat - request_tolerance - now)
 end
-if wait > 0 then return string.format('%.3f', wait) end
+if wait > 0 then return {string.format('%.3f', wait), 0, '0'} end
+local n = tonumber(ARGV[7])
 if per_request > 0 then
-  local tat = request_tat + per_request
+  -- The slots due within the horizon (at least one): each conforming at its own time, none shared.
+  local due = 1 + math.floor((now + tonumber(ARGV[8]) + request_tolerance - request_tat) / per_request)
+  n = math.max(1, math.min(n, due))
+  local tat = request_tat + n * per_request
   redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 60000)
 end
-return '0'
+return {'0', n, string.format('%.3f', request_tat - request_tolerance - now)}
 """
 
 _HOLD = """
@@ -55,6 +59,13 @@ local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), until_ms)
 redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 60000)
 return 1
 """
+
+SLOT_HORIZON_S = 0.05
+"""A process takes, in one round trip, the request slots that fall due within this horizon (up to
+`MAX_SLOTS`) and uses each at its own time: the fleet's spacing is unchanged, Redis is asked less often
+under high limits, and at most this much capacity is left unused when a step ends."""
+
+MAX_SLOTS = 16
 
 DEFAULT_RETRY_AFTER_S = 1.0
 """How long the fleet holds back after a 429 that names no Retry-After."""
@@ -74,6 +85,7 @@ class RateLimiter:
         self._acquire = client.register_script(_ACQUIRE)
         self._hold = client.register_script(_HOLD)
         self._pending: defaultdict[str, int] = defaultdict(int)
+        self._slots: dict[str, list[float]] = {}
         self._lock = threading.Lock()
         self.waited_s = 0.0
 
@@ -99,13 +111,38 @@ class RateLimiter:
         name, limit = found
         deadline = time.monotonic() + self.max_wait_s
         while True:
-            wait_s = float(self._run(name, limit, self._take_pending(name), "acquire")) / 1000
-            if wait_s <= 0:
+            slot = self._take_slot(name)
+            if slot is not None:
+                delay = slot - time.monotonic()
+                if delay > 0:  # a slot of ours, due within the horizon: spacing holds across the fleet
+                    interrupt.sleep(delay)
                 return
+            wait_s = self._reserve(name, limit)
+            if wait_s <= 0:
+                continue
             if time.monotonic() + wait_s > deadline:
                 raise RateLimitWaitError(f"no rate-limit capacity for {name} within {self.max_wait_s} s")
             self.waited_s += wait_s
             interrupt.sleep(wait_s)
+
+    def _take_slot(self, name: str) -> float | None:
+        with self._lock:
+            slots = self._slots.get(name)
+            return slots.pop(0) if slots else None
+
+    def _reserve(self, name: str, limit: LMRateLimit) -> float:
+        """Take the slots due soon into this process; return how long to wait when there are none."""
+        wait_ms, granted, first_ms = self._run(name, limit, self._take_pending(name), "acquire")
+        if float(wait_ms) > 0:
+            return float(wait_ms) / 1000
+        per_request_s = 60 / limit.rpm if limit.rpm else 0.0
+        now = time.monotonic()
+        first_s = float(first_ms) / 1000
+        slots = [now + max(0.0, first_s + i * per_request_s) for i in range(int(granted))]
+        with self._lock:
+            self._slots.setdefault(name, []).extend(slots)
+            self._slots[name].sort()
+        return 0.0
 
     def spent(self, model: str, tokens: int) -> None:
         """Note tokens a finished request used; debited with the next request (tokens-per-minute limits)."""
@@ -120,6 +157,8 @@ class RateLimiter:
         if found is None:
             return
         after = retry_after_s if retry_after_s is not None and retry_after_s > 0 else DEFAULT_RETRY_AFTER_S
+        with self._lock:
+            self._slots.pop(found[0], None)  # slots taken before the refusal would not honour it
         self._hold(keys=[_bucket(found[0], "requests")], args=[after * 1000])
 
     def flush(self) -> None:
@@ -135,10 +174,10 @@ class RateLimiter:
         with self._lock:
             return self._pending.pop(name, 0)
 
-    def _run(self, name: str, limit: LMRateLimit, debit: int, mode: str) -> bytes | str:
+    def _run(self, name: str, limit: LMRateLimit, debit: int, mode: str) -> tuple[bytes, int, bytes]:
         per_request = 60_000 / limit.rpm if limit.rpm else 0.0
         per_token = 60_000 / limit.tpm if limit.tpm else 0.0
-        result: bytes | str = self._acquire(
+        wait_ms, granted, first_ms = self._acquire(
             keys=[_bucket(name, "requests"), _bucket(name, "tokens")],
             args=[
                 per_request,
@@ -147,9 +186,11 @@ class RateLimiter:
                 limit.burst_tokens * per_token,
                 debit,
                 mode,
+                MAX_SLOTS,
+                SLOT_HORIZON_S * 1000,
             ],
         )
-        return result
+        return wait_ms, int(granted), first_ms
 
 
 def _bucket(name: str, part: str) -> str:
