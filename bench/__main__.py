@@ -31,6 +31,7 @@ def _sections() -> dict[str, Section]:
     from bench.cache_calls import run_cache
     from bench.events import run_events
     from bench.memory import run_memory
+    from bench.money import run_money
     from bench.onejob import run_onejob
     from bench.optimizers import run_optimizers
     from bench.overhead import run_overhead
@@ -44,10 +45,11 @@ def _sections() -> dict[str, Section]:
         "optimizers": run_optimizers,
         "events": run_events,
         "memory": run_memory,
+        "money": run_money,
     }
 
 
-SECTION_NAMES = ("overhead", "scale", "onejob", "cache", "optimizers", "events", "memory")
+SECTION_NAMES = ("overhead", "scale", "onejob", "cache", "optimizers", "events", "memory", "money")
 
 
 def _quiet_logs() -> None:

@@ -10,6 +10,7 @@ from pydantic import Field, JsonValue, field_validator, model_validator
 
 from btq.schemas.payload import payload_error
 from btq.schemas.secrets import credential_paths
+from btq.schemas.usage import Budget
 from btq.schemas.version import VersionedModel, WireModel
 
 STRATEGY_SEPARATOR = " -> "
@@ -94,6 +95,11 @@ class JobSpec(VersionedModel):
     cache: bool = Field(
         default=True,
         description="Use the fleet's shared LM-call cache (a re-run or a redelivered step replays finished calls)",
+    )
+
+    budget: Budget | None = Field(
+        default=None,
+        description="Limits on LM calls, tokens and dollars across the fleet; reaching one fails the running step",
     )
 
     prompt_steps_use_student_lm: bool = False

@@ -42,6 +42,10 @@ LM_CACHE_INDEX = f"{PREFIX}:lmcache:index"
 LM_CACHE_FLIGHT = f"{PREFIX}:lmflight"
 """Prefix of claims `<prefix>:<sha256>` on making an uncached LM call (single flight; a short TTL)."""
 
+RATE_LIMIT = f"{PREFIX}:ratelimit"
+"""Prefix of the fleet's LM rate-limit buckets `<prefix>:<limit name>:requests|tokens` (theoretical arrival
+times in ms, shared by every worker; see `lm_rate_limits` in the worker settings)."""
+
 JOBS_INDEX = f"{PREFIX}:jobs"
 """Sorted set of job ids scored by submission time."""
 
@@ -137,16 +141,30 @@ def held_out_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:held_out"
 
 
+def usage_key(job_id: str, index: int) -> str:
+    """Hash of LM usage counters of step `index` (its shards on any worker included)."""
+    return f"{PREFIX}:job:{job_id}:usage:{index}"
+
+
+def spend_key(job_id: str) -> str:
+    """Hash of the job's LM usage counters across steps, with its budget's reservations and reached limit.
+
+    Fields are `Usage` field names (money in nano-dollars), `reserved` and, once spent, `exhausted`.
+    """
+    return f"{PREFIX}:job:{job_id}:spend"
+
+
 def job_keys(job_id: str, steps: int) -> list[str]:
     """Return every key a job with `steps` strategy steps may own (for expiry and cleanup)."""
     parts = ["spec", "status", "result", "events", "cancel", "held_out", "emitted:result"]
-    keys = [job_key(job_id, p) for p in parts]
+    keys = [job_key(job_id, p) for p in parts] + [spend_key(job_id)]
     for index in range(steps + 2):  # steps + 1 is the finalize, re-driven like a step
         keys += [
             step_key(job_id, index),
             attempts_key(job_id, index),
             emitted_key(job_id, index),
             redrives_key(job_id, index),
+            usage_key(job_id, index),
         ]
     return keys
 

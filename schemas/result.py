@@ -5,6 +5,7 @@ from enum import StrEnum
 from pydantic import Field, JsonValue
 
 from btq.schemas.errors import ErrorRecord
+from btq.schemas.usage import Usage
 from btq.schemas.version import VersionedModel, WireModel
 
 
@@ -39,6 +40,7 @@ class StepRecord(VersionedModel):
     finished_at: float
     error: ErrorRecord | None = None
     timings_s: dict[str, float] = Field(default_factory=dict)
+    usage: Usage | None = Field(default=None, description="LM usage of the step, its shards on any worker included")
 
 
 class Candidate(WireModel):
@@ -96,6 +98,8 @@ class JobResult(VersionedModel):
     error: ErrorRecord | None = None
     finished_at: float
     detail: dict[str, JsonValue] = Field(default_factory=dict)
+    usage: Usage | None = Field(default=None, description="LM usage of the whole job (the sum of its steps)")
+    step_usage: dict[int, Usage] = Field(default_factory=dict, description="LM usage by step index (0: baseline)")
 
 
 class EvaluationReport(VersionedModel):

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
+from btq.schemas.usage import Usage
 from btq.schemas.version import VersionedModel, WireModel
 
 ExampleSet = Literal["train", "val"]
@@ -51,3 +52,4 @@ class ShardResult(VersionedModel):
     outcomes: list[ExampleOutcome]
     aborted: bool = Field(default=False, description="The shard's own errors reached max_errors and it stopped")
     duration_s: float = 0.0
+    usage: Usage | None = Field(default=None, description="LM usage of scoring this shard (None: not metered)")

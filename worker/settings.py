@@ -2,10 +2,21 @@
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from btq.schemas.broker import DEFAULT_CONSUMER_TIMEOUT_S
+
+
+class LMRateLimit(BaseModel):
+    """Requests and tokens per minute one model (or provider prefix) may take across the whole fleet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rpm: float | None = Field(default=None, gt=0, description="Requests per minute")
+    tpm: float | None = Field(default=None, gt=0, description="Prompt + completion tokens per minute")
+    burst_requests: int = Field(default=1, ge=1, description="Requests allowed back to back before spacing applies")
+    burst_tokens: int = Field(default=0, ge=0, description="Tokens allowed beyond the per-minute pace")
 
 
 class WorkerSettings(BaseSettings):
@@ -93,6 +104,19 @@ class WorkerSettings(BaseSettings):
         default=30.0,
         ge=0,
         description="Single flight: how long others wait for the worker making an uncached call (0: off)",
+    )
+    lm_rate_limits: dict[str, LMRateLimit] = Field(
+        default_factory=dict,
+        description="Fleet-wide LM rate limits by model name or LiteLLM provider prefix (`openai`), e.g. "
+        '{"openai/gpt-4o-mini": {"rpm": 500, "tpm": 200000}}; every worker shares one bucket per name',
+    )
+    lm_rate_limit_max_wait_s: float = Field(
+        default=300.0, gt=0, description="Longest an LM call waits for rate-limit capacity before it fails"
+    )
+    lm_budget_reserve_calls: int = Field(
+        default=8,
+        ge=1,
+        description="Budget calls a worker process reserves at once (fewer Redis round trips; bounded overshoot)",
     )
     worker_send_events: bool = Field(
         default=False, description="Send Celery task events (what Flower and `celery events` show)"

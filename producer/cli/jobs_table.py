@@ -28,10 +28,15 @@ def print_jobs(r: redis.Redis, *, state: str | None, limit: int, as_json: bool, 
         print("no jobs" + (f" in state {state}" if state else ""), file=out)
         return 0
     now = time.time()
-    print(f"{'job':<32}  {'state':<9}  {'steps':>5}  {'best':>6}  {'age':>4}  strategy", file=out)
+    print(f"{'job':<32}  {'state':<9}  {'steps':>5}  {'best':>6}  {'age':>4}  {'cost':>13}  strategy", file=out)
     for row in rows:
         best = "-" if row["best_score"] is None else f"{row['best_score']:.2f}"
         steps = f"{row['steps_done']}/{row['steps_total']}"
         age = _age(now - row["submitted_at"])
-        print(f"{row['job_id']:<32}  {row['state']:<9}  {steps:>5}  {best:>6}  {age:>4}  {row['strategy']}", file=out)
+        spent = row.get("lm_usage")
+        cost = spent["cost"] if isinstance(spent, dict) else "-"
+        print(
+            f"{row['job_id']:<32}  {row['state']:<9}  {steps:>5}  {best:>6}  {age:>4}  {cost:>13}  {row['strategy']}",
+            file=out,
+        )
     return 0

@@ -118,7 +118,7 @@ function progressText(d) {
     if (d.loss !== undefined) t += "  loss " + Number(d.loss).toFixed(3);
     return t;
   }
-  return Object.entries(d).filter(([k]) => k !== "model").map(([k, v]) => k + "=" + v).join(", ");
+  return Object.entries(d).filter(([k]) => k !== "model" && k !== "usage").map(([k, v]) => k + "=" + v).join(", ");
 }
 function onProgress(ev) {
   const row = stepRow(ev.step_index), td = row.querySelector(".c-progress"), d = ev.detail || {};
@@ -258,6 +258,21 @@ async function loadResult(tries) {
   // Held-out scores come after the job ended (btq evaluate, btq demo): look again for a while.
   if (!heldOut && heldOutPolls < 120) { heldOutPolls += 1; setTimeout(() => loadResult(0), 5000); }
   showProgram(job.result.best_program);
+  showCost(job.steps, job.result.usage);
+}
+function showCost(steps, total) {
+  const rows = steps.filter((s) => s.usage).map((s) => [s.index + " " + (s.strategy || "(baseline)"), s.usage]);
+  if (total) rows.push(["total", total]);
+  if (!rows.length) return;
+  $("#cost-section").hidden = false;
+  const body = $("#cost tbody");
+  body.replaceChildren();
+  for (const [label, u] of rows) {
+    const tr = el("tr");
+    const saved = u.cached_calls ? u.cached_calls + " calls, " + u.cached_tokens + " tokens" : "-";
+    for (const v of [label, u.calls, u.prompt_tokens, u.completion_tokens, u.cost, saved]) tr.appendChild(el("td", String(v)));
+    body.appendChild(tr);
+  }
 }
 async function cancelJob() {
   const r = await fetch("/api/jobs/" + encodeURIComponent(BOOT.job_id) + "/cancel",

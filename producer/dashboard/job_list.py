@@ -56,6 +56,7 @@ class JobList:
         self.remember = remember
         self._strategy: OrderedDict[str, str | None] = OrderedDict()
         self._best: OrderedDict[str, float | None] = OrderedDict()
+        self._spent: OrderedDict[str, Json | None] = OrderedDict()
 
     def rows(self, state: str | None = None, limit: int = 200) -> list[Json]:
         """Return up to `limit` jobs newest first, only those in `state` when given."""
@@ -99,6 +100,7 @@ class JobList:
                     logger.warning("skipping unreadable result of job %s: %s", job_id, str(exc)[:200])
                     continue
                 self._keep(self._best, job_id, parsed.best.score if parsed.best else None)
+                self._keep(self._spent, job_id, _spent(parsed))
 
     def _keep(self, cache: "OrderedDict[str, Any]", job_id: str, value: Any) -> None:
         cache[job_id] = value
@@ -114,6 +116,15 @@ class JobList:
             "steps_done": int(number(status.get("steps_done"))),
             "steps_total": int(number(status.get("steps_total"))),
             "best_score": self._best.get(job_id),
+            "lm_usage": self._spent.get(job_id),
             "submitted_at": number(status.get("submitted_at")),
             "updated_at": number(status.get("updated_at")),
         }
+
+
+def _spent(result: JobResult) -> Json | None:
+    """A finished job's LM calls, tokens and cost (text: `unknown` when unpriced), for the jobs table."""
+    usage = result.usage
+    if usage is None:
+        return None
+    return {"calls": usage.calls, "tokens": usage.tokens, "cost": usage.cost_text(), "cached_calls": usage.cached_calls}

@@ -52,6 +52,9 @@ def job_page(job_id: str) -> str:
         '<section id="result-section" hidden><h2>Candidates</h2><div id="score-chart"></div>'
         '<table id="candidates"><thead><tr><th>rank</th><th>strategy</th><th>val score</th><th>step</th>'
         '</tr></thead><tbody></tbody></table><h2>Best program</h2><div id="best-program"></div></section>'
+        '<section id="cost-section" hidden><h2>LM usage and cost</h2><table id="cost"><thead><tr><th>step</th>'
+        "<th>calls</th><th>prompt tokens</th><th>completion tokens</th><th>cost</th><th>saved by cache</th>"
+        "</tr></thead><tbody></tbody></table></section>"
         '<p class="muted">Events: <span id="event-count">0</span>, cursor <code id="cursor">-</code></p>'
     )
     return _page(f"job {job_id}", body, {"page": "job", "job_id": job_id})

@@ -19,6 +19,7 @@ from btq.schemas.event_entry import event_from_entry
 from btq.schemas.events import EventType, JobEvent
 from btq.schemas.exceptions import DecodeError
 from btq.schemas.result import EvaluationReport, JobResult, StepRecord
+from btq.schemas.usage import Usage
 
 Json = dict[str, Any]
 
@@ -120,6 +121,7 @@ def _step(record: StepRecord) -> Json:
         "attempt": record.attempt,
         "duration_s": round(record.finished_at - record.started_at, 3),
         "error": record.error.model_dump() if record.error else None,
+        "usage": _usage(record.usage),
     }
 
 
@@ -155,8 +157,16 @@ def job_detail(r: redis.Redis, job_id: str) -> Json | None:
             "best_step_index": result.best.step_index if result.best else None,
             "held_out": _held_out(r, job_id),
             "best_program": program_view(result.best.program_state) if result.best else [],
+            "usage": _usage(result.usage),
         }
     return detail
+
+
+def _usage(usage: Usage | None) -> Json | None:
+    """LM usage as the job page shows it: the counters, tokens, and the cost as text (`unknown` if unpriced)."""
+    if usage is None:
+        return None
+    return {**usage.model_dump(mode="json"), "tokens": usage.tokens, "cost": usage.cost_text()}
 
 
 def _held_out(r: redis.Redis, job_id: str) -> list[Json]:

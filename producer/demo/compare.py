@@ -50,6 +50,10 @@ class StrategyRun:
     models: list[str] = field(default_factory=list)
     """The final program's LM model names (a fine-tuned model's content name after `w`)."""
     error: str | None = None
+    lm_calls: int | None = None
+    """LM calls the job made (cache hits not counted)."""
+    cost: str | None = None
+    """What the job's LM calls cost (`unknown` for unpriced models)."""
 
 
 @dataclass
@@ -129,6 +133,8 @@ def _finish(
         compute_s=round(compute, 1),
         models=_models(final),
         error=error,
+        lm_calls=result.usage.calls if result.usage else None,
+        cost=result.usage.cost_text() if result.usage else None,
     )
     return run, scores
 
@@ -258,13 +264,17 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def print_table(comparison: Comparison, out: TextIO) -> None:
     """Print one row per strategy: validation score, held-out score, wall time."""
     split = comparison.held_out[1]
-    print(f"{'strategy':<16} {'val':>7} {split:>7} {'wall s':>8} {'compute s':>10}  final model", file=out)
+    print(
+        f"{'strategy':<16} {'val':>7} {split:>7} {'wall s':>8} {'compute s':>10} {'LM calls':>8} {'cost':>12}  final model",
+        file=out,
+    )
     print(f"{BASELINE:<16} {_fmt(comparison.baseline_val):>7} {_fmt(comparison.baseline_test):>7}", file=out)
     for run in comparison.runs:
         models = ", ".join(run.models)
         print(
             f"{run.strategy:<16} {_fmt(run.val):>7} {_fmt(run.test):>7} {_fmt(run.wall_s, 1):>8} "
-            f"{_fmt(run.compute_s, 1):>10}  {models}{'  ERROR ' + run.error if run.error else ''}",
+            f"{_fmt(run.compute_s, 1):>10} {run.lm_calls if run.lm_calls is not None else '-':>8} "
+            f"{run.cost or '-':>12}  {models}{'  ERROR ' + run.error if run.error else ''}",
             file=out,
         )
     print(f"all strategies together: {comparison.wall_s:.1f}s wall", file=out)

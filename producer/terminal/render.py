@@ -7,6 +7,7 @@ from typing import TextIO
 
 from pydantic import JsonValue
 
+from btq.producer.terminal.usage_table import usage_summary, usage_table
 from btq.schemas.events import EventType, JobEvent
 from btq.schemas.result import EvaluationReport, JobResult
 
@@ -38,7 +39,9 @@ def _finished_step(event: JobEvent) -> str:
     took = f"{event.duration_s:7.2f}s" if event.duration_s is not None else ""
     err = f"  {event.error.type}: {event.error.message}" if event.error else ""
     mark = _MARKS[event.type]
-    return f"{bar(event.step_index or 0, event.steps_total)}  {mark:<8} {_label(event):<24} score {score} {took}  {event.worker}{err}"
+    spent = usage_summary(event.detail)
+    spent = f"  [{spent}]" if spent else ""
+    return f"{bar(event.step_index or 0, event.steps_total)}  {mark:<8} {_label(event):<24} score {score} {took}  {event.worker}{spent}{err}"
 
 
 def _finished_job(event: JobEvent) -> str:
@@ -53,7 +56,8 @@ def _submitted(event: JobEvent) -> str:
 
 
 def _progress(event: JobEvent) -> str:
-    return f"    {_label(event)}: {_shown(event.detail)}"
+    spent = usage_summary(event.detail)
+    return f"    {_label(event)}: {_shown(event.detail)}" + (f" [{spent}]" if spent else "")
 
 
 _LINES = {
@@ -123,7 +127,7 @@ class ProgressThrottle:
 
 def _shown(detail: dict[str, JsonValue]) -> str:
     # The model name of a fine-tune is a long content hash: the step's strategy already says which.
-    return ", ".join(f"{k}={v}" for k, v in detail.items() if k != "model")
+    return ", ".join(f"{k}={v}" for k, v in detail.items() if k not in ("model", "usage"))
 
 
 def result_table(result: JobResult, out: TextIO = sys.stdout, held_out: EvaluationReport | None = None) -> None:
@@ -150,6 +154,9 @@ def result_table(result: JobResult, out: TextIO = sys.stdout, held_out: Evaluati
             test = held_out.scores.get(str(cand.step_index))
             column = f" {'-' if test is None else f'{test:.2f}':>7}"
         emit(f"{rank:>4}{mark} {cand.strategy or '(baseline)':<28} {_score(cand.score):>7}{column}  {cand.step_index}")
+    if result.usage is not None:
+        emit("")
+        usage_table(result, out)
 
 
 def _score(score: float | None) -> str:

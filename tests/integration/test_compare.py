@@ -90,6 +90,7 @@ def test_table_json_and_svg_chart_carry_every_row(comparison: Any, tmp_path: Pat
     assert lines[1].startswith(BASELINE)
     for run, line in zip(comparison.runs, lines[2:], strict=False):
         assert line.startswith(run.strategy) and f"{run.val:.2f}" in line
+        assert run.lm_calls is not None and run.cost is not None and f" {run.lm_calls} " in line and run.cost in line
     json_path, svg_path = write_results(comparison, tmp_path, "cmp")
     data = json.loads(json_path.read_text())
     assert [r["strategy"] for r in data["runs"]] == list(DEFAULT_STRATEGIES)

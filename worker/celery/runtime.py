@@ -15,6 +15,7 @@ from btq.worker.sharding.evaluator import SendShards, ShardingConfig, ShardingSu
 from btq.worker.sharding.runner import ShardRunner
 from btq.worker.state.events import EventEmitter, worker_name
 from btq.worker.state.fleet import live_slots
+from btq.worker.state.fleet_gate import FleetMetering
 from btq.worker.state.lm_cache import install_cache
 from btq.worker.state.metrics import redis_sink
 from btq.worker.state.store import JobStore
@@ -111,5 +112,13 @@ class WorkerRuntime:
         def resolve(job_id: str) -> ResolvedJob:
             return ResolvedJob.resolve(store.spec(job_id), self.registry, resources, s)
 
-        self._shards = ShardRunner(client, self.sharding_config, resolve, store.is_cancelled, worker, store.redact)
+        self._shards = ShardRunner(
+            client,
+            self.sharding_config,
+            resolve,
+            store.is_cancelled,
+            worker,
+            store.redact,
+            metering=FleetMetering(client, s),
+        )
         self._pid = os.getpid()

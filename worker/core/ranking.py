@@ -1,9 +1,11 @@
 """Final ranking of candidates, exactly as `dspy.BetterTogether` ranks them."""
 
 import time
+from functools import reduce
 
 from btq.schemas.errors import ErrorRecord
 from btq.schemas.result import Candidate, JobResult, JobState, StepOutcome, StepRecord
+from btq.schemas.usage import Usage
 
 
 def rank(candidates: list[Candidate]) -> list[Candidate]:
@@ -39,6 +41,8 @@ def build_result(job_id: str, strategy: str, seed: int, records: list[StepRecord
     else:
         state = JobState.SUCCEEDED
     error: ErrorRecord | None = failed[0].error if failed else None
+    spent = [r.usage for r in ordered if r.usage is not None]
+    usage = reduce(Usage.plus, spent) if spent else None
     return JobResult(
         job_id=job_id,
         state=state,
@@ -49,4 +53,6 @@ def build_result(job_id: str, strategy: str, seed: int, records: list[StepRecord
         flag_compilation_error_occurred=flag,
         error=error,
         finished_at=time.time(),
+        usage=usage,
+        step_usage={r.index: r.usage for r in ordered if r.usage is not None},
     )

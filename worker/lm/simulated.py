@@ -59,6 +59,11 @@ def _wrong(answer: str, salt: float) -> str:
     return answer.lower() + "?"
 
 
+def simulated_tokens(*texts: str) -> int:
+    """Tokens the simulated LM reports for some text: one per four characters, rounded up."""
+    return sum(-(-len(text) // 4) for text in texts)
+
+
 class SimulatedEngine:
     """A dspy custom engine answering ChatAdapter prompts deterministically."""
 
@@ -108,12 +113,19 @@ class SimulatedEngine:
             for i, name in enumerate(fields)
         )
         text = body + "[[ ## completed ## ]]\n"
+        # Deterministic token counts (about four characters a token), so accounting is testable.
+        prompt_tokens = simulated_tokens(system, *messages)
+        completion_tokens = simulated_tokens(text)
         return Response(
             id=None,
             model=request.model,
             message=Message.assistant([TextPart(text)]),
             finish_reason="stop",
-            usage=Usage(input_tokens=0, output_tokens=0, total_tokens=0),
+            usage=Usage(
+                input_tokens=prompt_tokens,
+                output_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
         )
 
     def stream(self, request: Request) -> Any:

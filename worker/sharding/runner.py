@@ -10,6 +10,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import dspy
@@ -19,6 +20,7 @@ from btq.schemas.metrics import WorkerCount
 from btq.schemas.sharding import EvalRequest, ShardResult
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.lm_binding import LMBinder
+from btq.worker.core.metering import Meter
 from btq.worker.core.program_state import load_program
 from btq.worker.core.tally import TALLY
 from btq.worker.core.tracing import span
@@ -27,6 +29,7 @@ from btq.worker.sharding.board import ShardBoard
 from btq.worker.sharding.evaluator import ShardingConfig
 from btq.worker.sharding.examples import EvaluationCancelled, score_examples
 from btq.worker.sharding.outcomes import encode
+from btq.worker.state.fleet_gate import FleetMetering
 from btq.worker.state.lm_cache import caching_for
 
 logger = logging.getLogger(__name__)
@@ -49,8 +52,10 @@ class ShardRunner:
         is_cancelled: Callable[[str], bool],
         worker: str,
         redact: Callable[[str], str] | None = None,
+        metering: FleetMetering | None = None,
     ) -> None:
         self.redact = redact
+        self.metering = metering
         self.redis = client
         self.config = config
         self.resolve = resolve
@@ -123,11 +128,14 @@ class ShardRunner:
         started = time.time()
         start, end = request.shards[shard]
         job = self._job(request.job_id)
-        with (
-            span("btq.shard.score", **{"btq.eval_id": request.eval_id, "btq.shard": shard}),
-            dspy.context(lm=context_lm, trace=[], disable_history=True),
-            caching_for(job, request.cache),
-        ):
+        meter: Meter | None = None
+        with ExitStack() as stack:
+            stack.enter_context(span("btq.shard.score", **{"btq.eval_id": request.eval_id, "btq.shard": shard}))
+            if self.metering is not None:  # this shard's LM usage counts towards its step's and job's
+                meter = stack.enter_context(self.metering.metered(request.job_id, request.step_index, job.spec.budget))
+                is_cancelled = _or_stopped(is_cancelled, meter)
+            stack.enter_context(dspy.context(lm=context_lm, trace=[], disable_history=True))
+            stack.enter_context(caching_for(job, request.cache))
             scored = score_examples(
                 program,
                 examples[start:end],
@@ -143,6 +151,12 @@ class ShardRunner:
             outcomes=[encode(outcome) for outcome in scored.outcomes],
             aborted=scored.aborted,
             duration_s=time.time() - started,
+            usage=meter.usage() if meter is not None else None,
         )
         TALLY.add(WorkerCount.SHARDS_SCORED)
         return int(board.store(result))
+
+
+def _or_stopped(is_cancelled: Callable[[], bool], meter: Meter) -> Callable[[], bool]:
+    """A cancel check that also answers True once the job's budget refused this shard a call."""
+    return lambda: meter.stopped() or is_cancelled()

@@ -17,6 +17,7 @@ from btq.schemas.result import EvaluationReport, JobResult, StepOutcome, StepRec
 from btq.worker.core.held_out import score_candidates
 from btq.worker.core.interrupt import interruptible
 from btq.worker.core.job_inputs import ResolvedJob
+from btq.worker.core.metering import Meter
 from btq.worker.core.progress import reporting_to
 from btq.worker.core.ranking import build_result
 from btq.worker.core.registry import Registry, WorkerResources
@@ -27,10 +28,13 @@ from btq.worker.sharding.evaluator import ShardingSupport, StepEvaluator
 from btq.worker.sharding.examples import EvaluationCancelled
 from btq.worker.sharding.hook import evaluating_with
 from btq.worker.state.events import EventEmitter
+from btq.worker.state.fleet_gate import FleetMetering
 from btq.worker.state.infra import InfraWatch
 from btq.worker.state.lease import StepLease
 from btq.worker.state.lm_cache import caching_for
+from btq.worker.state.spend import budget_exhausted
 from btq.worker.state.store import JobStore
+from btq.worker.steps.budget import with_usage
 from btq.worker.steps.records import record_without_running
 
 _OUTCOME_EVENTS = {
@@ -62,6 +66,7 @@ class StepService:
         self.resources = resources
         self.settings = settings
         self.worker = worker
+        self.metering = FleetMetering(store.redis, settings)
 
     def run(self, job_id: str, index: int) -> StepRecord:
         """Run step `index` (0 = baseline) of `job_id` once, whatever the number of deliveries.
@@ -182,24 +187,31 @@ class StepService:
 
     def _execute(self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int) -> StepRecord:
         watch = InfraWatch()
-        hooks = StepHooks(is_cancelled=watch.check(self._cancel_check(job_id)), worker=self.worker, attempt=attempt)
-        try:
-            job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
-            with (
-                reporting_to(self._progress_reporter(spec, job_id, index, attempt)),
-                self._step_context(job, job_id, index, hooks),
-                interruptible(hooks.is_cancelled),
-                watch,
-            ):
-                record = run_baseline(job, hooks) if previous is None else run_step(job, previous, hooks)
-        except Exception as exc:  # resolution or baseline errors end the job as a recorded failure
-            cancelled = isinstance(exc, EvaluationCancelled) or hooks.is_cancelled()
-            outcome = StepOutcome.CANCELLED if cancelled else StepOutcome.FAILED
-            record = self._record_without_running(
-                spec, index, previous, outcome, attempt, None if cancelled else ErrorRecord.from_exception(exc)
+        cancel_check = self._cancel_check(job_id, spec)
+        with self.metering.metered(job_id, index, spec.budget) as meter:
+            # A spent budget stops the step through the cancel path, then is recorded as its failure.
+            hooks = StepHooks(
+                is_cancelled=watch.check(lambda: meter.stopped() or cancel_check()),
+                worker=self.worker,
+                attempt=attempt,
             )
+            try:
+                job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
+                with (
+                    reporting_to(self._progress_reporter(spec, job_id, index, attempt, meter)),
+                    self._step_context(job, job_id, index, hooks),
+                    interruptible(hooks.is_cancelled),
+                    watch,
+                ):
+                    record = run_baseline(job, hooks) if previous is None else run_step(job, previous, hooks)
+            except Exception as exc:  # resolution or baseline errors end the job as a recorded failure
+                cancelled = isinstance(exc, EvaluationCancelled) or hooks.is_cancelled()
+                outcome = StepOutcome.CANCELLED if cancelled else StepOutcome.FAILED
+                record = self._record_without_running(
+                    spec, index, previous, outcome, attempt, None if cancelled else ErrorRecord.from_exception(exc)
+                )
         watch.raise_if_infra_failed(record)  # never a score or a failure caused by Redis being away
-        return record
+        return with_usage(self.store.redis, spec, job_id, record, meter.stop_reason)
 
     @contextmanager
     def _step_context(self, job: ResolvedJob, job_id: str, index: int, hooks: StepHooks) -> Iterator[None]:
@@ -235,7 +247,12 @@ class StepService:
         return record_without_running(spec, index, previous, outcome, worker=self.worker, attempt=attempt, error=error)
 
     def _emit_outcome(self, spec: JobSpec, job_id: str, record: StepRecord) -> None:
-        detail = {"outcome": record.outcome.value, **{k: round(v, 6) for k, v in record.timings_s.items()}}
+        detail: dict[str, Any] = {
+            "outcome": record.outcome.value,
+            **{k: round(v, 6) for k, v in record.timings_s.items()},
+        }
+        if record.usage is not None:
+            detail["usage"] = record.usage.model_dump(mode="json")
         self._emit_step(
             _OUTCOME_EVENTS[record.outcome],
             spec,
@@ -265,13 +282,24 @@ class StepService:
             self.events.emit_once(once, self.settings.job_ttl_s, event_type, job_id, len(spec.steps()), **fields)
 
     def _progress_reporter(
-        self, spec: JobSpec, job_id: str, index: int, attempt: int
+        self, spec: JobSpec, job_id: str, index: int, attempt: int, meter: Meter
     ) -> Callable[[dict[str, Any]], None]:
         def emit(detail: dict[str, Any]) -> None:
+            # What this worker's part of the step spent so far (shards elsewhere add theirs at the end).
+            detail = {**detail, "usage": meter.usage().model_dump(mode="json")}
             self._emit_step(EventType.STEP_PROGRESS, spec, job_id, index, attempt=attempt, detail=detail)
 
         return emit
 
-    def _cancel_check(self, job_id: str) -> Callable[[], bool]:
-        """Return a cancel check that asks Redis at most once per `cancel_poll_interval_s`."""
-        return polled(lambda: self.store.is_cancelled(job_id), self.settings.cancel_poll_interval_s)
+    def _cancel_check(self, job_id: str, spec: JobSpec | None = None) -> Callable[[], bool]:
+        """Return a cancel check that asks Redis at most once per `cancel_poll_interval_s`.
+
+        With a budget, a budget spent by another worker (a shard's calls) stops the step too.
+        """
+        if spec is None or spec.budget is None:
+            return polled(lambda: self.store.is_cancelled(job_id), self.settings.cancel_poll_interval_s)
+        client = self.store.redis
+        return polled(
+            lambda: self.store.is_cancelled(job_id) or budget_exhausted(client, job_id) is not None,
+            self.settings.cancel_poll_interval_s,
+        )
