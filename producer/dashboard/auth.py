@@ -5,6 +5,7 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
 from btq.producer.dashboard.guard import PROBE_PATHS
 
 COOKIE = "btq_dashboard_token"
