@@ -16,8 +16,11 @@ class WorkerCount(StrEnum):
     EVALUATIONS_SHARDED = "evaluations_sharded"
     SHARDS_SCORED = "shards_scored"
     SHARDS_TAKEN_OVER = "shards_taken_over"
-    # Token and cost counters (LM usage accounting) join here, e.g. LM_PROMPT_TOKENS = "lm_prompt_tokens",
-    # with a line in COUNT_HELP: the collector exports every member, so that is the whole change.
+    LM_PROMPT_TOKENS = "lm_prompt_tokens"
+    LM_COMPLETION_TOKENS = "lm_completion_tokens"
+    LM_COST_DOLLARS = "lm_cost_dollars"
+    LM_CACHED_TOKENS = "lm_cached_tokens"
+    LM_UNPRICED_REQUESTS = "lm_unpriced_requests"
 
 
 COUNT_HELP: dict[WorkerCount, str] = {
@@ -28,6 +31,11 @@ COUNT_HELP: dict[WorkerCount, str] = {
     WorkerCount.EVALUATIONS_SHARDED: "Evaluate calls cut into shards across the fleet",
     WorkerCount.SHARDS_SCORED: "Evaluation shards scored and stored, by the step or by a helper",
     WorkerCount.SHARDS_TAKEN_OVER: "Evaluation shards taken over after their holder's lease lapsed",
+    WorkerCount.LM_PROMPT_TOKENS: "Prompt tokens of LM calls made (cache hits excluded)",
+    WorkerCount.LM_COMPLETION_TOKENS: "Completion tokens of LM calls made (cache hits excluded)",
+    WorkerCount.LM_COST_DOLLARS: "Cost in US dollars of priced LM calls made (LiteLLM's cost map)",
+    WorkerCount.LM_CACHED_TOKENS: "Tokens of LM calls the cache answered (not spent)",
+    WorkerCount.LM_UNPRICED_REQUESTS: "LM calls made whose model has no price (cost unknown)",
 }
 """The HELP text of each counter on /metrics."""
 

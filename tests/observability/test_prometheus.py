@@ -33,6 +33,7 @@ def test_prometheus_scrapes_the_fleet_and_sees_steps_and_lm_requests_move(observ
         )
         before_jobs = _value(prom, 'btq_jobs{state="succeeded"}')
         before_lm = _value(prom, "btq_lm_requests_total")
+        before_tokens = _value(prom, "btq_lm_prompt_tokens_total")
         assert before_steps >= 4  # at least baseline + p -> w -> p of the fixture's job
         assert before_lm > 0
         # When: another job runs on the fleet.
@@ -45,6 +46,9 @@ def test_prometheus_scrapes_the_fleet_and_sees_steps_and_lm_requests_move(observ
         p_steps = query(prom, 'btq_steps_total{optimizer="BootstrapFewShotWithRandomSearch",outcome="succeeded"}')
         assert [float(r["value"][1]) for r in p_steps] == [before_p + 2]
         assert _value(prom, "btq_lm_requests_total") > before_lm
+        # LM usage accounting feeds the same counters: tokens spent; the simulated model has no price.
+        wait_until(lambda: _value(prom, "btq_lm_prompt_tokens_total") > before_tokens, 30, "tokens counted")
+        assert _value(prom, "btq_lm_unpriced_requests_total") > 0
         assert _value(prom, 'btq_jobs{state="succeeded"}') == before_jobs + 1
         assert _value(prom, "sum(btq_workers)") == 2
         assert _value(prom, "sum(btq_step_duration_seconds_count)") == before_steps + 3

@@ -20,8 +20,10 @@ from dspy.clients import execution
 from dspy.clients.call_result import usage_dict
 from dspy.clients.legacy_outputs import plain, value
 
+from btq.schemas.metrics import WorkerCount
 from btq.schemas.usage import Usage
 from btq.worker.core.interrupt import StepCancelledError
+from btq.worker.core.tally import TALLY
 
 
 class BudgetExceededError(StepCancelledError):
@@ -168,10 +170,17 @@ def _account(meter: Meter, result: Any) -> None:
     cost = round(float(result.cost) * NANO) if isinstance(result.cost, int | float) else None
     if result.cache_hit:
         meter.add(cached_calls=1, cached_tokens=prompt + completion, cached_cost_usd=cost or 0)
-    elif cost is None:
+        TALLY.add(WorkerCount.LM_CACHED_TOKENS, prompt + completion)
+        return
+    if cost is None:
         meter.add(prompt_tokens=prompt, completion_tokens=completion, unpriced_calls=1)
+        TALLY.add(WorkerCount.LM_UNPRICED_REQUESTS)
     else:
         meter.add(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
+        TALLY.add(WorkerCount.LM_COST_DOLLARS, cost / NANO)
+    # The fleet's /metrics counters (flushed to Redis in batches by the tally).
+    TALLY.add(WorkerCount.LM_PROMPT_TOKENS, prompt)
+    TALLY.add(WorkerCount.LM_COMPLETION_TOKENS, completion)
 
 
 def _usage_of(result: Any) -> dict[str, Any]:
