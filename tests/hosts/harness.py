@@ -106,6 +106,8 @@ class Host:
     init_pid: int = 0
     """Global pid of the host's pid 1 (the anchor); `nsenter --target` joins its namespaces."""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    partitioned: str = ""
+    """The partition mode in force ('' when connected)."""
 
     def start(self) -> None:
         """Start the anchor: new UTS, mount and PID namespaces inside the netns, a tmpfs on /tmp."""
@@ -181,13 +183,25 @@ class Host:
                 proc.wait(timeout=10)
         self.procs.clear()
 
-    def partition(self) -> None:
-        """Cut the host off the network (its veth link down): packets are dropped, sockets stay open."""
-        _run(["ip", "link", "set", self.veth, "down"])
+    def partition(self, mode: str = "link") -> None:
+        """Cut the host off the network; its sockets stay open.
+
+        `link`: the veth link goes down (the host sees no carrier: connects fail at once with "no route").
+        `silent`: the veth leaves the bridge with its link up, so every frame vanishes without an answer,
+        as behind a failed switch or router (sends wait for TCP timeouts, connects time out).
+        """
+        if mode not in ("link", "silent"):
+            raise ValueError(f"partition mode: 'link' or 'silent', not {mode!r}")
+        self.partitioned = mode
+        if mode == "link":
+            _run(["ip", "link", "set", self.veth, "down"])
+        else:
+            _run(["ip", "link", "set", self.veth, "nomaster"])
 
     def heal(self) -> None:
-        """Bring the host's link back up."""
-        _run(["ip", "link", "set", self.veth, "up"])
+        """Undo `partition`: the link up again and back on the bridge."""
+        _run(["ip", "link", "set", self.veth, "master", self.network.bridge, "up"])
+        self.partitioned = ""
 
 
 @dataclass

@@ -47,3 +47,17 @@ def render(rows: list[Row]) -> str:
         work = "step" if row.shard is None else f"eval {row.eval_id[:8]} shard {row.shard}"
         lines.append(f"| {row.step} | {work} | {row.host} | {row.worker} |")
     return "\n".join(lines)
+
+
+def summary(rows: list[Row]) -> str:
+    """One line per step: the host that ran it and how many shards of its evaluations each host scored."""
+    lines = ["| step | ran on | evaluation shards scored by |", "|---|---|---|"]
+    for step in sorted({r.step for r in rows}):
+        ran = sorted({r.host for r in rows if r.step == step and r.shard is None})
+        shards: dict[str, int] = {}
+        for row in rows:
+            if row.step == step and row.shard is not None:
+                shards[row.host] = shards.get(row.host, 0) + 1
+        scored = ", ".join(f"{host} ×{n}" for host, n in sorted(shards.items())) or "-"
+        lines.append(f"| {step} | {', '.join(ran) or '-'} | {scored} |")
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.hosts.conftest import HostFleet
 from tests.hosts.harness import Network
-from tests.hosts.table import host_table, render
+from tests.hosts.table import host_table, render, summary
 from tests.integration.test_parity import assert_same, spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.multihost]
@@ -27,7 +27,7 @@ def test_p_w_p_across_three_hosts_equals_in_process(make_network: Callable[[], N
 
     assert_same(result, job)
     rows = host_table(fleet.redis(), result.job_id)
-    print(f"\nper-step host table (job {result.job_id}):\n{render(rows)}")
+    print(f"\nper-step host table (job {result.job_id}):\n{summary(rows)}\n\n{render(rows)}")
     assert {r.step for r in rows if r.shard is None} >= {1, 2, 3}
     assert len({r.host for r in rows}) > 1, "every step and shard ran on one host"
     assert {r.host for r in rows} <= {"btq-a", "btq-b", "btq-c"}

@@ -18,7 +18,7 @@ from btq.schemas import keys
 from btq.schemas.events import EventType
 from tests.hosts.conftest import HostFleet
 from tests.hosts.harness import Host, Network, wait_for
-from tests.hosts.table import host_table, render
+from tests.hosts.table import host_table, summary
 from tests.integration.test_crash import slow_job
 from tests.integration.test_parity import assert_same, spec
 
@@ -33,6 +33,7 @@ ENV = {
     "BTQ_SWEEP_INTERVAL_S": "2",
 }
 DEFAULT_CUT_S = float(os.environ.get("BTQ_HOSTS_PARTITION_S", "20"))
+MODES = ["silent", "link"]
 
 
 def host_of(network: Network, worker: str | None) -> Host:
@@ -63,7 +64,7 @@ def last_beat(fleet: HostFleet, host: Host) -> float:
     return max([score for name, score in scores if host.hostname in name.decode()], default=0.0)
 
 
-def run_cut_mid_step(make_network: Callable[[], Network], cut_s: float) -> None:
+def run_cut_mid_step(make_network: Callable[[], Network], cut_s: float, mode: str) -> None:
     network = make_network()
     fleet = HostFleet(network, "btq-part", ENV)
     fleet.start(["a", "b"])
@@ -75,7 +76,7 @@ def run_cut_mid_step(make_network: Callable[[], Network], cut_s: float) -> None:
     )
     cut = host_of(network, started.worker)
     cut_at = time.time()
-    cut.partition()
+    cut.partition(mode)
     try:
         wait_for(lambda: started_on_other_host(client, job_id, 2, cut, network), cut_s + 120, "takeover", 0.2)
         takeover_s = time.time() - cut_at
@@ -101,22 +102,23 @@ def run_cut_mid_step(make_network: Callable[[], Network], cut_s: float) -> None:
     assert client.events(job_id) == events_before, "events were emitted after the job ended"
     assert client.wait(job_id, timeout_s=30) == result
     report = (
-        f"partition of {cut.hostname} for {cut_s:.0f}s mid-step 2: takeover after {takeover_s:.1f}s; "
+        f"{mode} partition of {cut.hostname} for {cut_s:.0f}s mid-step 2: takeover after {takeover_s:.1f}s; "
         f"heartbeat {serving_s:.1f}s after heal; a new job served by it done {back_s:.1f}s after heal"
     )
-    print(f"\n{report}\n{render(host_table(fleet.redis(), job_id))}")
+    print(f"\n{report}\n{summary(host_table(fleet.redis(), job_id))}")
     (network.logs.parent / "recovery.txt").open("a").write(report + "\n")
 
 
 def test_host_cut_mid_step_is_taken_over_and_heals_without_contradiction(
     make_network: Callable[[], Network],
 ) -> None:
-    run_cut_mid_step(make_network, DEFAULT_CUT_S)
+    run_cut_mid_step(make_network, DEFAULT_CUT_S, "silent")
 
 
 @pytest.mark.slow
-def test_host_cut_for_a_minute_mid_step(make_network: Callable[[], Network]) -> None:
-    run_cut_mid_step(make_network, 60.0)
+@pytest.mark.parametrize("mode", MODES)
+def test_host_cut_for_a_minute_mid_step(make_network: Callable[[], Network], mode: str) -> None:
+    run_cut_mid_step(make_network, 60.0, mode)
 
 
 def test_idle_host_cut_briefly_from_the_broker_reconnects_and_consumes(
