@@ -58,6 +58,6 @@ def summary(rows: list[Row]) -> str:
         for row in rows:
             if row.step == step and row.shard is not None:
                 shards[row.host] = shards.get(row.host, 0) + 1
-        scored = ", ".join(f"{host} ×{n}" for host, n in sorted(shards.items())) or "-"
+        scored = ", ".join(f"{host}: {n}" for host, n in sorted(shards.items())) or "-"
         lines.append(f"| {step} | {', '.join(ran) or '-'} | {scored} |")
     return "\n".join(lines)
