@@ -93,6 +93,8 @@ def test_dead_holder_on_another_host_is_waited_out_though_its_pid_is_alive_here(
     assert got["took_over_from"] is None, "took the lease over as if its holder were local"
     # Renewed every TTL/3: the lease lapses between 2/3 TTL and one TTL after the kill, never at once.
     assert waited >= TTL_S / 2, f"acquired {waited:.2f}s after the holder's host died: before its lease lapsed"
+    print(f"\nlease of a dead holder on another host ({hostnames} hostname, pid {holder.pid} alive on the taker's")
+    print(f"host): taken {waited:.1f}s after the kill (lease TTL {TTL_S:.0f}s)")
 
 
 def test_live_holder_on_another_host_with_the_same_hostname_is_not_taken_over(network: Network) -> None:
@@ -141,7 +143,9 @@ def test_lm_single_flight_claim_of_a_dead_host_lapses_and_is_claimed_elsewhere(n
     got = waiter.said("claimed", timeout_s=90)
 
     assert got["claimed"] is True, "the waiter got a value nobody made"
-    assert float(got["t"]) - started <= flight_ttl + 5  # type: ignore[arg-type]  # bounded by the claim's TTL
+    waited = float(got["t"]) - started  # type: ignore[arg-type]
+    assert waited <= flight_ttl + 5  # bounded by the claim's TTL
+    print(f"\nLM call claim of a dead host: claimed elsewhere after {waited:.1f}s (flight TTL {flight_ttl:.0f}s)")
 
 
 def test_harness_leaves_nothing_behind(tmp_path: Path) -> None:
