@@ -34,7 +34,6 @@ class HostFleet:
         self.network = network
         self.queue = queue
         self.env = dict(env or {})
-        self.procs: dict[str, object] = {}
 
     def start(self, host_names: list[str]) -> None:
         """Add a host per name (if new) and start worker `w<name>` on it; wait until all are registered."""

@@ -1,7 +1,7 @@
 """A `p -> w -> p` job across three simulated hosts with no shared disk: the result equals in-process dspy.
 
-The fine-tune made by the `w` step travels only through the S3 server on the infra host; steps and
-evaluation shards land on several hosts (the table printed with `-s` says which host ran what).
+The `w` step's fine-tune is published to the S3 server on the infra host (no host shares a directory);
+steps and evaluation shards land on several hosts (the table printed with `-s` says which host ran what).
 """
 
 from collections.abc import Callable
