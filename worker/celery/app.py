@@ -7,6 +7,7 @@ import redis
 from celery import Celery, group
 from celery.signals import task_postrun, worker_ready, worker_shutdown
 from dspy.clients.base_lm import GLOBAL_HISTORY
+from kombu.exceptions import OperationalError
 
 from btq.schemas import keys
 from btq.schemas.exceptions import RetryableStepError
@@ -22,6 +23,7 @@ from btq.worker.celery.redrive import redriver
 from btq.worker.celery.runtime import WorkerRuntime
 from btq.worker.settings import WorkerSettings
 from btq.worker.state.events import worker_name
+from btq.worker.state.infra import report_failure
 from btq.worker.steps.escaped import record_failed_result, record_failed_step
 from btq.worker.steps.guards import MessageGuard, drop
 from btq.worker.steps.redaction import install_log_redaction
@@ -77,10 +79,14 @@ def create_app(settings: WorkerSettings) -> Celery:
         eval_queue = keys.eval_queue(job_queue(client, job_id, settings.queue))
         # The fan-out of one evaluation: a group of shard tasks; each claims shards until none is left.
         label = shard_label(job_id, eval_id)
-        group(
-            app.signature(keys.TASK_SHARD, args=(job_id, eval_id), queue=eval_queue, argsrepr=label)
-            for _ in range(count)
-        ).apply_async()
+        try:
+            group(
+                app.signature(keys.TASK_SHARD, args=(job_id, eval_id), queue=eval_queue, argsrepr=label)
+                for _ in range(count)
+            ).apply_async()
+        except OperationalError as exc:  # the broker is away: the step is retried, the evaluation never scored
+            report_failure(exc)
+            raise
 
     runtime.bind_shard_sender(send_shards)
 

@@ -29,6 +29,7 @@ from btq.worker.sharding.board import ShardBoard
 from btq.worker.sharding.examples import EXECUTOR_ABORT_MESSAGE, EvaluationCancelled, Outcome, score_examples
 from btq.worker.sharding.outcomes import UnencodableOutcome, decode, encode
 from btq.worker.sharding.plan import ShardPlanner, shard_bounds
+from btq.worker.state.infra import report_failure
 from btq.worker.state.lease import StepLease
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,22 @@ class StepEvaluator:
         num_threads: int | None,
     ) -> EvaluationResult | None:
         """Shard one `Evaluate` call, or return None to let dspy run it in-process."""
+        try:
+            return self._evaluate(evaluate, program, metric, devset, num_threads)
+        except redis.RedisError as exc:
+            # Optimizers catch what an evaluation raises and score the candidate 0 (dspy's
+            # eval_candidate_program): an outage must end the step as retryable, never become a score.
+            report_failure(exc)
+            raise
+
+    def _evaluate(
+        self,
+        evaluate: Evaluate,
+        program: dspy.Module,
+        metric: Callable[..., Any],
+        devset: list[dspy.Example],
+        num_threads: int | None,
+    ) -> EvaluationResult | None:
         self.seq += 1
         if len(devset) < 2 * self.config.min_examples:
             return None

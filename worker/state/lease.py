@@ -1,12 +1,17 @@
 """A per-step lease in Redis that names its holder, renewed while the step runs.
 
-The lease value is a JSON `Holder` (host, pid, worker, token). A second delivery of a step waits while
-the lease is renewed, and takes over at once when the holder is a process of this host that no longer
+The lease value is a JSON `Holder` (host, pid, worker, token, node). A second delivery of a step waits
+while the lease is renewed, and takes over at once when the holder is a process of this host that no longer
 exists (a pool child SIGKILLed, an OOM kill), instead of waiting `ttl_s` for the lease to lapse. A
 holder on another host is trusted until its lease lapses; the sweeper (`worker/celery/sweeper.py`) re-drives
 such steps. Each renewal also refreshes the step's heartbeat in the running-steps index.
+
+"This host" means the same hostname *and* the same `node_id()` (kernel boot and PID namespace): containers
+and pods often share a hostname (host networking, a fixed `hostname:`) while their pids are numbered
+independently, so a pid is only looked up when it was numbered in this very PID namespace.
 """
 
+import functools
 import json
 import logging
 import os
@@ -14,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from types import TracebackType
 
 import redis
@@ -22,6 +27,18 @@ import redis
 from btq.schemas import keys
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def node_id() -> str:
+    """This kernel boot and PID namespace: the space in which this process's pid means something."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            boot_id = boot.read().strip()
+        return f"{boot_id}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""  # no procfs: no holder is ever judged local, leases lapse by their TTL
+
 
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -39,6 +56,8 @@ class Holder:
     pid: int
     worker: str
     token: str
+    node: str = field(default_factory=node_id)
+    """`node_id()` of the holder; a value without it (an older worker's) is never judged local."""
 
     def encode(self) -> str:
         """Return the lease value (compact JSON)."""
@@ -50,15 +69,19 @@ class Holder:
         try:
             data = json.loads(raw)
             return cls(
-                host=str(data["host"]), pid=int(data["pid"]), worker=str(data["worker"]), token=str(data["token"])
+                host=str(data["host"]),
+                pid=int(data["pid"]),
+                worker=str(data["worker"]),
+                token=str(data["token"]),
+                node=str(data.get("node", "")),
             )
         except (ValueError, TypeError, KeyError):
             return None
 
     def is_gone(self) -> bool:
-        """True when the holder was a process of this host that no longer runs."""
-        if self.host != socket.gethostname():
-            return False  # another machine: only its lease's expiry tells
+        """True when the holder was a process of this host (and PID namespace) that no longer runs."""
+        if self.host != socket.gethostname() or not self.node or self.node != node_id():
+            return False  # another machine or container: only its lease's expiry tells
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:

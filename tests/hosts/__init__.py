@@ -1,0 +1,1 @@
+"""Tests across simulated hosts (Linux namespaces on a bridge): no shared disk, colliding pids, partitions."""
