@@ -88,6 +88,7 @@ def test_cancel_interrupts_an_optimizer_compile(cancel_fleet: Fleet) -> None:
 
     print(f"\ncancel during an optimizer compile: terminal in {elapsed:.1f} s")
     assert elapsed < CANCEL_BOUND_S
-    wait_until(lambda: client.redis.get(f"btq:job:{job_id}:step:2"), 10, "step 2 recorded as cancelled")
     events = [e for _, e in client.events(job_id)]
     assert events[-1].type is EventType.JOB_CANCELLED
+    # The step after the interrupted one ends with the job: its message is dropped when it comes.
+    assert client.redis.get(f"btq:job:{job_id}:step:2") is None

@@ -122,6 +122,8 @@ class StepEvaluator:
         )
         if request is None:
             return None
+        if self.is_cancelled():  # cancelled, or a paused holder that lost its lease: ask the fleet for nothing
+            raise EvaluationCancelled("job cancelled")
         board = ShardBoard(
             self.redis, self.job_id, request.eval_id, self.config.ttl_s, self.config.lease_ttl_s, self.redact
         )

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from btq.schemas import keys
 from btq.schemas.errors import ErrorRecord
 from btq.schemas.events import EventType
 from btq.schemas.job import JobSpec
@@ -18,7 +17,6 @@ from btq.worker.core.held_out import score_candidates
 from btq.worker.core.interrupt import interruptible
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.progress import reporting_to
-from btq.worker.core.ranking import build_result
 from btq.worker.core.registry import Registry, WorkerResources
 from btq.worker.core.runner import StepHooks, run_baseline, run_step
 from btq.worker.core.valset import polled
@@ -28,18 +26,11 @@ from btq.worker.sharding.examples import EvaluationCancelled
 from btq.worker.sharding.hook import evaluating_with
 from btq.worker.state.events import EventEmitter
 from btq.worker.state.infra import InfraWatch
-from btq.worker.state.lease import StepLease
+from btq.worker.state.lease import LeaseLostError, StepLease
 from btq.worker.state.lm_cache import caching_for
 from btq.worker.state.store import JobStore
+from btq.worker.steps.finalizer import Finalizer
 from btq.worker.steps.records import record_without_running
-
-_OUTCOME_EVENTS = {
-    StepOutcome.SUCCEEDED: EventType.STEP_SUCCEEDED,
-    StepOutcome.FAILED: EventType.STEP_FAILED,
-    StepOutcome.CANCELLED: EventType.STEP_SKIPPED,
-    StepOutcome.SKIPPED: EventType.STEP_SKIPPED,
-}
-_RESULT_EVENTS = {"succeeded": EventType.JOB_SUCCEEDED, "failed": EventType.JOB_FAILED}
 
 
 class StepService:
@@ -62,12 +53,17 @@ class StepService:
         self.resources = resources
         self.settings = settings
         self.worker = worker
+        self.finalizer = Finalizer(store, events, settings, worker)
 
     def run(self, job_id: str, index: int) -> StepRecord:
         """Run step `index` (0 = baseline) of `job_id` once, whatever the number of deliveries.
 
         A delivery that finds the step's record returns it; one that finds another live delivery
         running the step (its lease renewed) waits for that record instead of running it again.
+
+        Raises:
+            LeaseLostError: This delivery lost the step's lease while running it (it was paused past the
+                lease's TTL and another delivery took over): it stopped, and stores and emits nothing.
         """
         spec = self.store.spec(job_id)
         lease = StepLease(self.store.redis, job_id, index, self.settings.step_lease_ttl_s, self.worker)
@@ -76,7 +72,9 @@ class StepService:
             with lease:
                 existing = self.store.step(job_id, index)  # the previous holder may have just finished
                 if existing is None:
-                    record = self._run_leased(spec, job_id, index)
+                    record = self._run_leased(spec, job_id, index, lease)
+                    if lease.is_lost():  # whatever it computed, the step belongs to its new holder now
+                        raise LeaseLostError(f"step {index} of job {job_id}: lease lost while running")
                     existing, _ = self.store.put_step(job_id, record)
         # Emitted from the stored record by whoever finds it without its event: a holder that died
         # between storing the record and emitting the event loses no event.
@@ -95,7 +93,7 @@ class StepService:
                 return None
             time.sleep(min(1.0, self.settings.step_lease_ttl_s / 10))  # poll a live holder's record
 
-    def _run_leased(self, spec: JobSpec, job_id: str, index: int) -> StepRecord:
+    def _run_leased(self, spec: JobSpec, job_id: str, index: int, lease: StepLease) -> StepRecord:
         attempt = self.store.claim_attempt(job_id, index)
         previous = self.store.step(job_id, index - 1) if index > 0 else None
         not_run = self._reason_not_to_run(job_id, index, attempt, previous)
@@ -105,44 +103,15 @@ class StepService:
         if previous is not None:  # its event, if its holder died between storing it and emitting it
             self._emit_outcome(spec, job_id, previous)
         self._emit_step(EventType.STEP_STARTED, spec, job_id, index, attempt=attempt)
-        return self._execute(spec, job_id, index, previous, attempt)
+        return self._execute(spec, job_id, index, previous, attempt, lease)
 
     def finalize(self, job_id: str) -> JobResult:
         """Rank the candidates exactly like dspy.BetterTogether and store the job's result once."""
-        spec = self.store.spec(job_id)
-        steps = len(spec.steps())
-        records = self.store.steps(job_id, steps + 1)
-        interrupted = any(r.outcome is StepOutcome.CANCELLED for r in records)
-        complete = len(records) == steps + 1 and all(r.outcome is StepOutcome.SUCCEEDED for r in records)
-        cancelled = interrupted or (self.store.is_cancelled(job_id) and not complete)
-        assert spec.seed is not None  # the producer fixes a concrete seed at submission
-        result = build_result(job_id, spec.strategy, spec.seed, records, cancelled)
-        stored, _ = self.store.put_result(result, steps)
-        for record in records:  # any step event a crash left unemitted comes before the job's
-            self._emit_outcome(spec, job_id, record)
-        self._emit_result(stored, steps)
-        return stored
+        return self.finalizer.finalize(job_id)
 
     def emit_stored_result(self, job_id: str) -> None:
         """Emit the terminal event of a job whose result is stored, unless it was emitted already."""
-        self._emit_result(self.store.result(job_id), len(self.store.spec(job_id).steps()))
-
-    def _emit_result(self, stored: JobResult, steps: int) -> None:
-        """Emit the job's terminal event once, from the stored result (see `run`)."""
-        job_id = stored.job_id
-        event = _RESULT_EVENTS.get(stored.state.value, EventType.JOB_CANCELLED)
-        self.events.emit_once(
-            keys.job_key(job_id, "emitted:result"),
-            self.settings.job_ttl_s,
-            event,
-            job_id,
-            steps,
-            strategy=stored.best.strategy if stored.best else None,
-            score=stored.best.score if stored.best else None,
-            worker=self.worker,
-            error=stored.error,
-            detail={"flag_compilation_error_occurred": stored.flag_compilation_error_occurred},
-        )
+        self.finalizer.emit_stored_result(job_id)
 
     def evaluate(self, job_id: str, request_id: str, dataset: str, split: str) -> EvaluationReport:
         """Score the job's candidates on a registered split and push the report to the requester."""
@@ -179,13 +148,17 @@ class StepService:
             return StepOutcome.FAILED, ErrorRecord(type="WorkerLostError", message=message)
         return None
 
-    def _execute(self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int) -> StepRecord:
+    def _execute(
+        self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int, lease: StepLease
+    ) -> StepRecord:
         watch = InfraWatch()
-        hooks = StepHooks(is_cancelled=watch.check(self._cancel_check(job_id)), worker=self.worker, attempt=attempt)
+        hooks = StepHooks(
+            is_cancelled=watch.check(self._stop_check(job_id, lease)), worker=self.worker, attempt=attempt
+        )
         try:
             job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
             with (
-                reporting_to(self._progress_reporter(spec, job_id, index, attempt)),
+                reporting_to(self._progress_reporter(spec, job_id, index, attempt, lease)),
                 self._step_context(job, job_id, index, hooks),
                 interruptible(hooks.is_cancelled),
                 watch,
@@ -234,43 +207,30 @@ class StepService:
         return record_without_running(spec, index, previous, outcome, worker=self.worker, attempt=attempt, error=error)
 
     def _emit_outcome(self, spec: JobSpec, job_id: str, record: StepRecord) -> None:
-        detail = {"outcome": record.outcome.value, **{k: round(v, 6) for k, v in record.timings_s.items()}}
-        self._emit_step(
-            _OUTCOME_EVENTS[record.outcome],
-            spec,
-            job_id,
-            record.index,
-            once=keys.emitted_key(job_id, record.index),
-            score=record.score,
-            duration_s=record.finished_at - record.started_at,
-            attempt=record.attempt,
-            error=record.error,
-            detail=detail,
-        )
+        self.finalizer.emit_outcome(spec, job_id, record)
 
     def _emit_step(
         self, event_type: EventType, spec: JobSpec, job_id: str, index: int, once: str | None = None, **fields: Any
     ) -> None:
-        """Emit one event about step `index`, with the fields every step event carries (once per `once` marker)."""
-        fields.update(
-            step_index=index,
-            strategy=spec.strategy_prefix(index),
-            optimizer_key=spec.steps()[index - 1] if index else None,
-            worker=self.worker,
-        )
-        if once is None:
-            self.events.emit(event_type, job_id, len(spec.steps()), **fields)
-        else:
-            self.events.emit_once(once, self.settings.job_ttl_s, event_type, job_id, len(spec.steps()), **fields)
+        self.finalizer.emit_step(event_type, spec, job_id, index, once, **fields)
 
     def _progress_reporter(
-        self, spec: JobSpec, job_id: str, index: int, attempt: int
+        self, spec: JobSpec, job_id: str, index: int, attempt: int, lease: StepLease
     ) -> Callable[[dict[str, Any]], None]:
         def emit(detail: dict[str, Any]) -> None:
+            if lease.is_lost():  # a paused holder that woke up after a takeover reports nothing
+                return
             self._emit_step(EventType.STEP_PROGRESS, spec, job_id, index, attempt=attempt, detail=detail)
 
         return emit
 
-    def _cancel_check(self, job_id: str) -> Callable[[], bool]:
-        """Return a cancel check that asks Redis at most once per `cancel_poll_interval_s`."""
-        return polled(lambda: self.store.is_cancelled(job_id), self.settings.cancel_poll_interval_s)
+    def _stop_check(self, job_id: str, lease: StepLease) -> Callable[[], bool]:
+        """Return the step's interruption check: the job was cancelled, or this delivery lost its lease.
+
+        Redis is asked at most once per `cancel_poll_interval_s`; a lease presumed lost (no renewal
+        confirmed for a TTL, as after a SIGSTOP) stops the step at once, before any further LM call.
+        """
+        asked = polled(
+            lambda: not lease.confirm() or self.store.is_cancelled(job_id), self.settings.cancel_poll_interval_s
+        )
+        return lambda: lease.is_lost() or asked()
