@@ -13,7 +13,7 @@ import pytest
 from btq.producer.client import JobClient
 from btq.schemas.events import EventType
 from btq.schemas.result import JobState, StepOutcome
-from tests.conftest import Fleet, running_fleet, wait_until
+from tests.conftest import Fleet, running_fleet
 from tests.integration.test_parity import spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
