@@ -11,7 +11,10 @@ Run it with `make chaos-soak` (30 minutes by default) or `python -m tests.chaos.
 is part of the default test suite (`tests/chaos/test_soak.py`).
 """
 
+import contextlib
+import io
 import json
+import logging
 import os
 import random
 import tempfile
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from btq.producer.client import JobClient
 from btq.schemas.events import EventType, JobEvent
@@ -135,22 +140,30 @@ class RecordWrites:
     def __init__(self, url: str) -> None:
         self.url = url
         self.writes: Counter[str] = Counter()
+        self.times: dict[str, list[float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="soak-writes", daemon=True)
         self._thread.start()
 
     def _listen(self) -> None:
         while not self._stop.is_set():
+            # No retries inside redis-py: a pubsub that reconnects by itself would subscribe again next to
+            # the one made here, and every write would be counted twice.
+            client = redis.Redis.from_url(self.url, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+            pubsub = client.pubsub()  # type: ignore[no-untyped-call]
             try:
-                client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-                pubsub = client.pubsub()  # type: ignore[no-untyped-call]
                 pubsub.psubscribe("__keyspace@0__:btq:job:*:step:*")
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1)
                     if message and message["type"] == "pmessage" and message["data"] == b"set":
-                        self.writes[message["channel"].decode().split(":", 1)[1]] += 1
+                        key = message["channel"].decode().split(":", 1)[1]
+                        self.writes[key] += 1
+                        self.times.setdefault(key, []).append(time.time())
             except redis.RedisError:
                 self._stop.wait(0.2)  # Redis restarting: subscribe again once it answers
+            finally:
+                pubsub.close()
+                client.close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -164,10 +177,15 @@ class Undisturbed:
         self._refs: dict[str, Reference] = {}
 
     def assert_same(self, result: JobResult, job: dict[str, Any]) -> None:
-        # The same model without its simulated latency: identical answers, a faster reference.
         key = json.dumps(job, sort_keys=True)
         if key not in self._refs:
-            self._refs[key] = run_reference({**job, "lm": "t.sim"})
+            quiet = logging.getLogger("dspy")
+            level, quiet.level = quiet.level, logging.WARNING  # dspy's progress, not the soak's table
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):
+                    self._refs[key] = run_reference(job)
+            finally:
+                quiet.setLevel(level)
         ref = self._refs[key]
         got = [(c.strategy, c.score, canonical(c.program_state)) for c in result.candidates]
         assert [g[:2] for g in got] == [r[:2] for r in ref.candidates], f"scores {got} != {ref.candidates}"
@@ -260,7 +278,7 @@ def _finish(client: JobClient, specs: dict[str, dict[str, Any]], report: SoakRep
         events[job_id] = [e for _, e in client.events(job_id)]
         report.jobs[job_id] = {"strategy": job["strategy"], "seed": job["seed"]}
     report.terminal = sum(1 for j in specs if client.redis.exists(f"btq:job:{j}:result"))
-    report.violations += check_writes(writes.writes)
+    report.violations += check_writes(writes.writes, writes.times)
     for fault in report.faults:
         fault.recovery_s = _recovery_s(fault, events)
 

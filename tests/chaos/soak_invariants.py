@@ -95,10 +95,10 @@ def check_job(
     return found
 
 
-def check_writes(writes: Counter[str]) -> list[Violation]:
+def check_writes(writes: Counter[str], times: dict[str, list[float]]) -> list[Violation]:
     """No step record written twice (keyspace notifications counted every successful SET of a record)."""
     return [
-        Violation(key.split(":")[2], "no step record written twice", f"{key} written {count} times")
+        Violation(key.split(":")[2], "no step record written twice", f"{key} written {count} times at {times.get(key)}")
         for key, count in writes.items()
         if count > 1
     ]
