@@ -61,7 +61,7 @@ class SoakConfig:
     jobs: int = 10_000
     seed: int = 1
     workers: int = 3
-    inflight: int = 3
+    inflight: int = 5
     fault_every_s: tuple[float, float] = (4.0, 10.0)
 
     @classmethod
@@ -74,7 +74,7 @@ class SoakConfig:
             jobs=int(env("BTQ_SOAK_JOBS", "10000")),
             seed=int(env("BTQ_SOAK_SEED", str(int(time.time())))),
             workers=int(env("BTQ_SOAK_WORKERS", "3")),
-            inflight=int(env("BTQ_SOAK_INFLIGHT", "3")),
+            inflight=int(env("BTQ_SOAK_INFLIGHT", "5")),
             fault_every_s=(low, high),
         )
 
