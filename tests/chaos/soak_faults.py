@@ -140,7 +140,12 @@ class FaultInjector:
         return Fault("redis_restart", at, "redis")
 
     def _message_drop(self) -> Fault | None:
-        for queue in (self.fleet.queue, keys.eval_queue(self.fleet.queue)):
+        # The fleet's queues: its own, the profile queues jobs are routed to, and their `.eval` shard queues.
+        lists = [
+            k.decode() for k in self.redis.scan_iter(match=f"{self.fleet.queue}*") if self.redis.type(k) == b"list"
+        ]
+        self.rng.shuffle(lists)
+        for queue in sorted(lists, key=lambda q: q.endswith(keys.EVAL_QUEUE_SUFFIX)):  # step messages first
             raw = self.redis.rpop(queue)  # the next message kombu would deliver
             if isinstance(raw, bytes):
                 return Fault("message_drop", time.time(), queue, _message_step(raw))
