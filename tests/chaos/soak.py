@@ -152,6 +152,11 @@ class RecordWrites:
             client = redis.Redis.from_url(self.url, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
             pubsub = client.pubsub()  # type: ignore[no-untyped-call]
             try:
+                # A restarted Redis accepts PSUBSCRIBE while it replays its AOF, and the replay's SETs are
+                # notified like new writes: subscribe only once it has loaded (a write in between is missed,
+                # which can only hide a double write, never invent one).
+                while client.info("persistence").get("loading") and not self._stop.is_set():
+                    self._stop.wait(0.1)
                 pubsub.psubscribe("__keyspace@0__:btq:job:*:step:*")
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1)
