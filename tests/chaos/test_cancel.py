@@ -90,5 +90,6 @@ def test_cancel_interrupts_an_optimizer_compile(cancel_fleet: Fleet) -> None:
     assert elapsed < CANCEL_BOUND_S
     events = [e for _, e in client.events(job_id)]
     assert events[-1].type is EventType.JOB_CANCELLED
+    assert sum(e.type.is_terminal for e in events) == 1, "the terminal event exactly once"
     # The step after the interrupted one ends with the job: its message is dropped when it comes.
     assert client.redis.get(f"btq:job:{job_id}:step:2") is None
