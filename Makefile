@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-local lint format mypy test test-slow chaos bench demo demo-simulated dashboard compare docs docs-serve all
+.PHONY: install install-local lint format mypy test test-slow chaos chaos-soak bench demo demo-simulated dashboard compare docs docs-serve all
 
 # Idempotent: a stamp file skips pip when pyproject.toml has not changed since the last install.
 install: $(VENV)/.installed
@@ -66,6 +66,13 @@ test-slow: install install-local
 chaos: install
 	scripts/ensure-redis.sh
 	BTQ_CHAOS_TRIALS=$${BTQ_CHAOS_TRIALS:-8} $(VENV)/bin/pytest -q -s -m chaos
+
+# The chaos soak: jobs for BTQ_SOAK_MINUTES (default 30) on a fleet of its own (own AOF Redis) while faults
+# are injected at random; checks only invariants, prints a table, writes bench/results/chaos-soak-*.json.
+# BTQ_SOAK_JOBS, BTQ_SOAK_SEED, BTQ_SOAK_WORKERS, BTQ_SOAK_INFLIGHT, BTQ_SOAK_FAULT_EVERY_S tune it.
+chaos-soak: install
+	BTQ_REDIS_INSTALL_ONLY=1 scripts/ensure-redis.sh
+	BTQ_SOAK_MINUTES=$${BTQ_SOAK_MINUTES:-30} $(PY) -m tests.chaos.soak
 
 bench:
 	$(PY) -m bench

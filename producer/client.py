@@ -58,10 +58,17 @@ def celery_client(settings: ProducerSettings) -> Celery:
 
 
 _FINAL_STATES = [s.value for s in JobState if s.is_final]
-_SET_CANCELLING = """
+# The cancel in one atomic step: unless the job already ended (a final state, or its terminal event out),
+# set the flag the running step polls, say `cancelling`, queue the job for the workers' cancellers (which
+# end it at once when no step of it runs) and announce the request. Nothing follows a terminal event.
+_CANCEL = """
 local state = redis.call('hget', KEYS[1], 'state')
-for i = 3, #ARGV do if state == ARGV[i] then return 0 end end
+for i = 6, #ARGV do if state == ARGV[i] then return 0 end end
+if redis.call('exists', KEYS[5]) == 1 then return 0 end
+redis.call('set', KEYS[2], '1', 'EX', ARGV[3])
 redis.call('hset', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[2])
+redis.call('zadd', KEYS[3], ARGV[2], ARGV[4])
+redis.call('xadd', KEYS[4], '*', 'event', ARGV[5])
 return 1
 """
 
@@ -328,14 +335,22 @@ class JobClient:
         status = self.status(job_id)
         if status.state.is_final:
             return False
-        pipe = self.redis.pipeline()
-        pipe.set(keys.job_key(job_id, "cancel"), "1", ex=7 * 24 * 3600)
         # At once, before any worker notices: the state says the job is stopping; finalize says when it stopped.
-        # A job that ended meanwhile keeps its final state.
-        pipe.eval(
-            _SET_CANCELLING, 1, keys.job_key(job_id, "status"), JobState.CANCELLING.value, time.time(), *_FINAL_STATES
-        )
+        # A job that ended meanwhile keeps its final state and gets no event after its terminal one.
         event = JobEvent(type=EventType.CANCEL_REQUESTED, job_id=job_id, at=time.time(), steps_total=status.steps_total)
-        pipe.xadd(keys.job_key(job_id, "events"), {"event": event.model_dump_json()})
-        pipe.execute()
-        return True
+        cancelled = self.redis.eval(
+            _CANCEL,
+            5,
+            keys.job_key(job_id, "status"),
+            keys.job_key(job_id, "cancel"),
+            keys.CANCELLING,
+            keys.job_key(job_id, "events"),
+            keys.terminal_marker(job_id),
+            JobState.CANCELLING.value,
+            time.time(),
+            7 * 24 * 3600,
+            job_id,
+            event.model_dump_json(),
+            *_FINAL_STATES,
+        )
+        return bool(cancelled)

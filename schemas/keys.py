@@ -56,6 +56,20 @@ its finalize), scored by the last sign of life: submission, the previous step's 
 step's lease renewal. The sweeper scans it for steps whose lease lapsed (see `running_member`)."""
 
 
+CANCELLING = f"{PREFIX}:cancelling"
+"""Sorted set of cancelled jobs without a result yet, scored by the cancel's time: every worker's canceller
+thread finalizes such a job as soon as none of its steps is held by a live holder (see
+`worker/celery/canceller.py`), so a job whose steps still wait in the queue ends at once."""
+
+
+def terminal_marker(job_id: str) -> str:
+    """Return the marker set, atomically with the event, once the job's terminal event was emitted.
+
+    Nothing is appended to the job's streams after it: the event emitter checks it on every emit.
+    """
+    return job_key(job_id, "emitted:result")
+
+
 def running_member(job_id: str, index: int) -> str:
     """Return the member of `RUNNING_STEPS` for step `index` of `job_id`."""
     return f"{job_id}:{index}"
@@ -156,7 +170,7 @@ def spend_key(job_id: str) -> str:
 
 def job_keys(job_id: str, steps: int) -> list[str]:
     """Return every key a job with `steps` strategy steps may own (for expiry and cleanup)."""
-    parts = ["spec", "status", "result", "events", "cancel", "held_out", "emitted:result"]
+    parts = ["spec", "status", "result", "events", "cancel", "held_out", "emitted:result"]  # the last: terminal_marker
     keys = [job_key(job_id, p) for p in parts] + [spend_key(job_id)]
     for index in range(steps + 2):  # steps + 1 is the finalize, re-driven like a step
         keys += [

@@ -1,9 +1,11 @@
 """The registry the test workers import (settings `imports`), as a user's module would be."""
 
+import os
 import random
 from typing import Any
 
 import dspy
+import redis
 from dspy.clients.provider import Provider
 from dspy.teleprompt.teleprompt import Teleprompter
 
@@ -12,6 +14,8 @@ from btq.worker.lm import simulated
 from btq.worker.lm.simulated import simulated_lm
 
 LM_CALLS_KEY = "btq-test:lm-calls"
+LM_CALLS_BY_PID_KEY = "btq-test:lm-calls-by-pid"
+"""Hash: worker process id -> LM calls answered there (`t.counted_pids`), to see which process made calls."""
 """Counter of calls the `t.counted` LM answered, in the worker's Redis database."""
 
 
@@ -60,6 +64,18 @@ class CountingEngine(simulated.CountingEngine):
     calls_key = LM_CALLS_KEY
 
 
+class PidCountingEngine(simulated.SimulatedEngine):
+    """The simulated engine, counting each answered call under its worker process id in the worker's Redis."""
+
+    def complete(self, request: Any) -> Any:
+        """Answer like the simulated engine, then count the call (an interrupted call is not counted)."""
+        response = super().complete(request)
+        url = os.environ.get("BTQ_REDIS_URL")
+        if url:
+            redis.Redis.from_url(url).hincrby(LM_CALLS_BY_PID_KEY, str(os.getpid()), 1)
+        return response
+
+
 def flaky(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:
     """Exact match that raises on answers ending in 3: a metric with deterministic errors."""
     if str(example.answer).endswith("3"):
@@ -92,6 +108,10 @@ def lm_for(name: str, resources: WorkerResources | None = None) -> dspy.BaseLM:
     if name == "t.counted_slow":  # calls long enough for two workers to make the same one at the same time
         return simulated_lm(
             "sim/t-counted", task="arith", artifacts=artifacts, cache=True, engine_class=CountingEngine, latency_ms=30
+        )
+    if name == "t.counted_pids":  # calls of 40 ms, counted per worker process
+        return simulated_lm(
+            "sim/t-small", task="arith", artifacts=artifacts, latency_ms=40, engine_class=PidCountingEngine
         )
     if name == "t.sim_crawl":  # an optimizer compile of minutes, for cancel tests
         return simulated_lm("sim/t-small", task="arith", artifacts=artifacts, latency_ms=300)
@@ -128,6 +148,7 @@ def register(registry: Registry) -> None:
         "t.sim_fixed",
         "t.sim_crawl",
         "t.sim_longft",
+        "t.counted_pids",
     ):
         registry.lm(name, lambda resources, name=name: lm_for(name, resources))
     registry.optimizer(FailingOptimizer)

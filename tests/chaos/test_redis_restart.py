@@ -39,8 +39,9 @@ def _free_port() -> int:
 class AofRedis:
     """A redis-server with append-only persistence in a directory, stoppable and restartable."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra_args: list[str] | None = None) -> None:
         self.directory = directory
+        self.extra_args = extra_args or []
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -50,7 +51,7 @@ class AofRedis:
 
     def start(self) -> None:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
-        argv += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+        argv += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", *self.extra_args]
         log = (self.directory / "redis.log").open("ab")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._answers, 20, "redis-server answering")

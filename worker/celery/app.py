@@ -14,7 +14,7 @@ from btq.schemas.exceptions import RetryableStepError
 from btq.schemas.labels import shard_label
 from btq.schemas.queues import amqp_class, task_queue
 from btq.schemas.result import JobResult, StepRecord
-from btq.worker.celery import sweeper
+from btq.worker.celery import canceller, sweeper
 from btq.worker.celery.broker import broker_conf
 from btq.worker.celery.hangup import connect_hangup_handler
 from btq.worker.celery.metrics import connect_metrics
@@ -24,6 +24,7 @@ from btq.worker.celery.runtime import WorkerRuntime
 from btq.worker.settings import WorkerSettings
 from btq.worker.state.events import worker_name
 from btq.worker.state.infra import report_failure
+from btq.worker.state.lease import LeaseLostError
 from btq.worker.steps.escaped import record_failed_result, record_failed_step
 from btq.worker.steps.guards import MessageGuard, drop
 from btq.worker.steps.redaction import install_log_redaction
@@ -97,6 +98,8 @@ def create_app(settings: WorkerSettings) -> Celery:
         sweeper_redis = runtime.sweeper_redis()
         lost_steps = sweeper.Sweeper(sweeper_redis, settings, redriver(app, settings.queue, sweeper_redis), name)
         stops.append(sweeper.start(lost_steps, settings.sweep_interval_s))
+        # Cancelled jobs whose steps still wait in the queue end at once (see worker/celery/canceller.py).
+        stops.append(canceller.start(runtime.canceller(sweeper_redis, name), settings.cancel_poll_interval_s))
 
     stops: list[Any] = []
 
@@ -138,16 +141,7 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
 
     @app.task(name=keys.TASK_STEP, bind=True)  # type: ignore[untyped-decorator]
     def step(self: Any, job_id: str, index: int) -> dict[str, Any]:
-        service = runtime.service(_worker(self))
-        guard = MessageGuard(service.store)
-        reason = guard.step(job_id, index)
-        if reason is not None:
-            self.request.chain = None  # a dropped message continues no chain
-            return drop(keys.TASK_STEP, (job_id, index), reason)
-        record = _run_step(runtime, service, job_id, index, _worker(self))
-        if guard.chain_moved_on(job_id, index):
-            self.request.chain = None  # a duplicate delivery: the rest of the chain is already on its way
-        return {"job_id": job_id, "index": index, "outcome": record.outcome.value}
+        return _step(self, runtime, job_id, index)
 
     @app.task(name=keys.TASK_FINALIZE, bind=True)  # type: ignore[untyped-decorator]
     def finalize(self: Any, job_id: str) -> dict[str, Any]:
@@ -172,11 +166,38 @@ def _register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
         return {"job_id": job_id, "ok": report.error is None}
 
 
+def _step(task: Any, runtime: WorkerRuntime, job_id: str, index: int) -> dict[str, Any]:
+    """The step task: check the message, run the step, decide whether the chain goes on."""
+    service = runtime.service(_worker(task))
+    guard = MessageGuard(service.store)
+    reason = guard.step(job_id, index)
+    if reason is not None:
+        task.request.chain = None  # a dropped message continues no chain
+        _end_if_cancelled(service, job_id)
+        return drop(keys.TASK_STEP, (job_id, index), reason)
+    try:
+        record = _run_step(runtime, service, job_id, index, _worker(task))
+    except LeaseLostError as exc:  # the step's new holder records it and continues the chain
+        task.request.chain = None
+        return drop(keys.TASK_STEP, (job_id, index), str(exc))
+    if guard.chain_moved_on(job_id, index) or _end_if_cancelled(service, job_id):
+        task.request.chain = None  # a duplicate delivery, or a job that ended: nothing more to send
+    return {"job_id": job_id, "index": index, "outcome": record.outcome.value}
+
+
+def _end_if_cancelled(service: StepService, job_id: object) -> bool:
+    """Finalize a cancelled job at once when no step of it runs any more; True when it has ended."""
+    if not isinstance(job_id, str) or not service.store.has_spec(job_id) or not service.store.is_cancelled(job_id):
+        return False
+    service.finalizer.finalize_if_idle(job_id)
+    return service.store.has_result(job_id)
+
+
 def _run_step(runtime: WorkerRuntime, service: StepService, job_id: str, index: int, worker: str) -> StepRecord:
     """Run one step; a bug escaping it becomes a recorded failure, so the job still ends."""
     try:
         return service.run(job_id, index)
-    except RetryableStepError:
+    except (RetryableStepError, LeaseLostError):
         raise  # Redis went away under the step: no record; the sweeper re-drives it once Redis is back
     except Exception as exc:  # a bug: raising would stop the chain and strand the job
         return record_failed_step(runtime.settings, job_id, index, worker, exc)

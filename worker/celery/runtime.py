@@ -6,6 +6,7 @@ import threading
 import redis
 
 from btq.worker.artifacts.store import store_from_url
+from btq.worker.celery.canceller import Canceller
 from btq.worker.core import lm_observer
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.registry import Registry, WorkerResources, load_registry
@@ -19,6 +20,7 @@ from btq.worker.state.fleet_gate import FleetMetering
 from btq.worker.state.lm_cache import install_cache
 from btq.worker.state.metrics import redis_sink
 from btq.worker.state.store import JobStore
+from btq.worker.steps.finalizer import Finalizer
 from btq.worker.steps.redaction import Redactor
 from btq.worker.steps.service import StepService
 
@@ -69,6 +71,14 @@ class WorkerRuntime:
     def sweeper_redis(self) -> redis.Redis:
         """Return a Redis client for the sweeper thread of this (main) worker process."""
         return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+
+    def canceller(self, client: redis.Redis, worker: str) -> Canceller:
+        """Return the canceller of this (main) worker process, on its own Redis client."""
+        events = EventEmitter(
+            client, self.settings.job_stream_maxlen, self.settings.global_stream_maxlen, self.redactor
+        )
+        store = JobStore(client, self.settings.job_ttl_s, self.redactor)
+        return Canceller(client, Finalizer(store, events, self.settings, worker))
 
     def shard_runner(self, worker: str | None = None) -> ShardRunner:
         """Return this process's shard runner (a fresh one after a fork)."""

@@ -142,6 +142,8 @@ class StepEvaluator:
         )
         if request is None:
             return None
+        if self.is_cancelled():  # cancelled, or a paused holder that lost its lease: ask the fleet for nothing
+            raise EvaluationCancelled("job cancelled")
         # The span is current while shards are sent, so helpers' shard spans join this evaluation's trace.
         with span("btq.evaluation", **{"btq.eval_id": request.eval_id, "btq.shards": len(request.shards)}):
             board = ShardBoard(

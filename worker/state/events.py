@@ -13,11 +13,19 @@ from btq.schemas.events import EventType, JobEvent
 
 # The event and its emitted-marker in one atomic step: whoever finds a stored record without the marker
 # emits its event, so a crash between storing a record and emitting its event loses no event, and a
-# second finder adds no duplicate.
+# second finder adds no duplicate. KEYS[4] is the job's terminal marker: once the terminal event is out,
+# nothing more is appended (a late step of a zombie holder, a finder racing the finalize).
 _EMIT_ONCE = """
+if KEYS[1] ~= KEYS[4] and redis.call('exists', KEYS[4]) == 1 then return 0 end
 if not redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return 0 end
 redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[1])
 redis.call('xadd', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
+return 1
+"""
+_EMIT = """
+if redis.call('exists', KEYS[3]) == 1 then return 0 end
+redis.call('xadd', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[1])
+redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
 return 1
 """
 
@@ -55,27 +63,36 @@ class EventEmitter:
             text = JobEvent.model_validate(masked).model_dump_json()
         return text
 
-    def emit(self, event_type: EventType, job_id: str, steps_total: int, **fields: Any) -> JobEvent:
-        """Build, append and return one event."""
+    def emit(self, event_type: EventType, job_id: str, steps_total: int, **fields: Any) -> bool:
+        """Build and append one event unless the job's terminal event is out; return whether it was appended."""
         event = JobEvent(type=event_type, job_id=job_id, at=time.time(), steps_total=steps_total, **fields)
-        payload = {"event": self._checked(event)}
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(keys.job_key(job_id, "events"), payload, maxlen=self.job_maxlen, approximate=True)  # type: ignore[arg-type]
-        pipe.xadd(keys.GLOBAL_EVENTS, payload, maxlen=self.global_maxlen, approximate=True)  # type: ignore[arg-type]
-        pipe.execute()
-        return event
+        emitted = self.redis.eval(
+            _EMIT,
+            3,
+            keys.job_key(job_id, "events"),
+            keys.GLOBAL_EVENTS,
+            keys.terminal_marker(job_id),
+            self._checked(event),
+            self.job_maxlen,
+            self.global_maxlen,
+        )
+        return bool(emitted)
 
     def emit_once(
         self, marker: str, marker_ttl_s: int, event_type: EventType, job_id: str, steps_total: int, **fields: Any
     ) -> bool:
-        """Emit one event unless `marker` says it was emitted already; return whether this call emitted it."""
+        """Emit one event unless `marker` says it was emitted already, or the job's terminal event is out.
+
+        Returns whether this call emitted it.
+        """
         event = JobEvent(type=event_type, job_id=job_id, at=time.time(), steps_total=steps_total, **fields)
         emitted = self.redis.eval(
             _EMIT_ONCE,
-            3,
+            4,
             marker,
             keys.job_key(job_id, "events"),
             keys.GLOBAL_EVENTS,
+            keys.terminal_marker(job_id),
             self._checked(event),
             self.job_maxlen,
             self.global_maxlen,

@@ -9,6 +9,10 @@ such steps. Each renewal also refreshes the step's heartbeat in the running-step
 "This host" means the same hostname *and* the same `node_id()` (kernel boot and PID namespace): containers
 and pods often share a hostname (host networking, a fixed `hostname:`) while their pids are numbered
 independently, so a pid is only looked up when it was numbered in this very PID namespace.
+
+A holder also learns when it lost its lease (a renewal that finds another value, or no renewal confirmed
+for a whole TTL, as after a SIGSTOP or a long GC pause): `is_lost()` answers without Redis, and the step
+stops at its next cancel check instead of working on as a zombie next to the step's new holder.
 """
 
 import functools
@@ -25,6 +29,7 @@ from types import TracebackType
 import redis
 
 from btq.schemas import keys
+from btq.schemas.exceptions import BtqError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,10 @@ _TAKE_OVER = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0"
 )
+
+
+class LeaseLostError(BtqError):
+    """Raised when a step's holder lost its lease: another delivery owns the step, this one ends silently."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,8 @@ class StepLease:
         self.took_over_from: Holder | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._lost = threading.Event()
+        self._confirmed_at = time.monotonic()
 
     @classmethod
     def on_key(cls, client: redis.Redis, key: str, ttl_s: float, worker: str | None = None) -> "StepLease":
@@ -125,6 +136,7 @@ class StepLease:
         """Take the lease if nobody holds it, or if its holder process is gone; start renewing it."""
         if not self.redis.set(self.key, self.value, nx=True, px=self.ttl_ms) and not self._take_over_dead():
             return False
+        self._confirmed_at = time.monotonic()
         self._beat()
         self._renewer = threading.Thread(target=self._renew, name="btq-lease", daemon=True)
         self._renewer.start()
@@ -160,10 +172,35 @@ class StepLease:
             return
         self.redis.zadd(keys.RUNNING_STEPS, {self.member: time.time()}, xx=True)
 
+    def is_lost(self) -> bool:
+        """True once this holder cannot be sure it still holds the lease (no Redis call).
+
+        Lost for good when a renewal found the lease gone or someone else's; presumed lost when no renewal
+        was confirmed for a whole TTL (this process was paused or starved), since Redis let it lapse then.
+        """
+        if self._lost.is_set():
+            return True
+        if self._renewer is not None and time.monotonic() - self._confirmed_at > self.ttl_ms / 1000:
+            self._lost.set()
+        return self._lost.is_set()
+
+    def confirm(self) -> bool:
+        """Ask Redis whether the lease is still ours; remember a loss. Returns True while it is held."""
+        if self.is_lost():
+            return False
+        if self.redis.get(self.key) != self.value.encode():
+            self._lost.set()
+        return not self._lost.is_set()
+
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl_ms / 3000):
+            asked_at = time.monotonic()
             try:
-                self.redis.eval(_RENEW, 1, self.key, self.value, self.ttl_ms)
+                if not self.redis.eval(_RENEW, 1, self.key, self.value, self.ttl_ms):
+                    log.warning("step lease %s: lost to another holder; the step stops at its next check", self.key)
+                    self._lost.set()
+                    return
+                self._confirmed_at = asked_at
                 self._beat()
             except redis.RedisError as exc:  # Redis away: the lease lapses and the sweeper re-drives the step
                 log.warning("step lease %s: renewal failed (%s); retrying", self.key, exc)
@@ -185,3 +222,19 @@ class StepLease:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def live_holder(client: redis.Redis, job_id: str, steps: int) -> Holder | None:
+    """Return a live holder of any step of a job with `steps` strategy steps, or None when none runs.
+
+    A lease whose holder is a dead process of this host does not count; one of another host counts until
+    it lapses, as in `StepLease.acquire`.
+    """
+    raws = client.mget([keys.lease_key(job_id, index) for index in range(steps + 1)])
+    for raw in raws:
+        if raw is None:
+            continue
+        holder = Holder.decode(raw)
+        if holder is None or not holder.is_gone():
+            return holder or Holder(host="", pid=0, worker="unknown", token="")
+    return None

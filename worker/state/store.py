@@ -12,12 +12,15 @@ from btq.schemas.job import JobSpec
 from btq.schemas.result import EvaluationReport, JobResult, JobState, StepRecord
 
 # Write-once record + the job's frontier moved to the next step + status, in one atomic step: a crash
-# can never leave a record whose job still looks stuck on the step (the sweeper would re-drive it).
+# can never leave a record whose job still looks stuck on the step (the sweeper would re-drive it). A
+# record stored late (a step that found the cancel flag after the canceller ended the job) never moves a
+# `cancelling` or final state back to `running`.
 _PUT_STEP = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('zrem', KEYS[2], ARGV[2])
 redis.call('zadd', KEYS[2], ARGV[4], ARGV[3])
-if redis.call('hget', KEYS[3], 'state') ~= 'cancelling' then redis.call('hset', KEYS[3], 'state', 'running') end
+local state = redis.call('hget', KEYS[3], 'state')
+if state == 'queued' or state == 'running' or not state then redis.call('hset', KEYS[3], 'state', 'running') end
 redis.call('hset', KEYS[3], 'updated_at', ARGV[4], 'steps_done', ARGV[5])
 return 1
 """

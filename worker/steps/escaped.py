@@ -71,7 +71,7 @@ def record_failed_result(settings: WorkerSettings, job_id: str, worker: str, exc
     stored, won = store.put_result(result, len(spec.steps()))
     if won:
         events.emit_once(
-            keys.job_key(job_id, "emitted:result"),
+            keys.terminal_marker(job_id),
             settings.job_ttl_s,
             EventType.JOB_FAILED,
             job_id,

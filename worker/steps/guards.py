@@ -1,7 +1,7 @@
 """Tasks trust the job's stored state, not their arguments.
 
 A step or finalize message is checked against what Redis holds before anything runs or is written: the
-job exists and has no result yet, the step index is in range, the previous step's record is present, and
+job exists, has no result yet and was not cancelled, the step index is in range, the previous step's record is present, and
 a finalize comes only once every step has a record (or the job is failing or cancelled). A message that
 fails a check is logged and dropped: a forged or stale message changes nothing.
 """
@@ -32,10 +32,18 @@ class MessageGuard:
         steps = len(self.store.spec(job_id).steps())
         if not 0 <= index <= steps:
             return f"step index {index} is out of range 0..{steps}"
-        if self.store.has_result(job_id):
-            return f"job {job_id} already has its result"
+        ended = self._ended(job_id)
+        if ended is not None:
+            return ended
         if index > 0 and self.store.step(job_id, index - 1) is None:
             return f"step {index - 1} of job {job_id} has no record yet"
+        return None
+
+    def _ended(self, job_id: str) -> str | None:
+        if self.store.has_result(job_id):
+            return f"job {job_id} already has its result"
+        if self.store.is_cancelled(job_id):
+            return f"job {job_id} was cancelled"  # it ends without this step (see Finalizer.finalize_if_idle)
         return None
 
     def chain_moved_on(self, job_id: str, index: int) -> bool:

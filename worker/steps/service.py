@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from btq.schemas import keys
 from btq.schemas.errors import ErrorRecord
 from btq.schemas.events import EventType
 from btq.schemas.job import JobSpec
@@ -19,7 +18,6 @@ from btq.worker.core.interrupt import interruptible
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.metering import Meter
 from btq.worker.core.progress import reporting_to
-from btq.worker.core.ranking import build_result
 from btq.worker.core.registry import Registry, WorkerResources
 from btq.worker.core.runner import StepHooks, run_baseline, run_step
 from btq.worker.core.valset import polled
@@ -30,20 +28,13 @@ from btq.worker.sharding.hook import evaluating_with
 from btq.worker.state.events import EventEmitter
 from btq.worker.state.fleet_gate import FleetMetering
 from btq.worker.state.infra import InfraWatch
-from btq.worker.state.lease import StepLease
+from btq.worker.state.lease import LeaseLostError, StepLease
 from btq.worker.state.lm_cache import caching_for
 from btq.worker.state.spend import budget_exhausted
 from btq.worker.state.store import JobStore
 from btq.worker.steps.budget import with_usage
+from btq.worker.steps.finalizer import Finalizer
 from btq.worker.steps.records import record_without_running
-
-_OUTCOME_EVENTS = {
-    StepOutcome.SUCCEEDED: EventType.STEP_SUCCEEDED,
-    StepOutcome.FAILED: EventType.STEP_FAILED,
-    StepOutcome.CANCELLED: EventType.STEP_SKIPPED,
-    StepOutcome.SKIPPED: EventType.STEP_SKIPPED,
-}
-_RESULT_EVENTS = {"succeeded": EventType.JOB_SUCCEEDED, "failed": EventType.JOB_FAILED}
 
 
 class StepService:
@@ -67,12 +58,17 @@ class StepService:
         self.settings = settings
         self.worker = worker
         self.metering = FleetMetering(store.redis, settings)
+        self.finalizer = Finalizer(store, events, settings, worker)
 
     def run(self, job_id: str, index: int) -> StepRecord:
         """Run step `index` (0 = baseline) of `job_id` once, whatever the number of deliveries.
 
         A delivery that finds the step's record returns it; one that finds another live delivery
         running the step (its lease renewed) waits for that record instead of running it again.
+
+        Raises:
+            LeaseLostError: This delivery lost the step's lease while running it (it was paused past the
+                lease's TTL and another delivery took over): it stopped, and stores and emits nothing.
         """
         spec = self.store.spec(job_id)
         lease = StepLease(self.store.redis, job_id, index, self.settings.step_lease_ttl_s, self.worker)
@@ -81,7 +77,9 @@ class StepService:
             with lease:
                 existing = self.store.step(job_id, index)  # the previous holder may have just finished
                 if existing is None:
-                    record = self._run_leased(spec, job_id, index)
+                    record = self._run_leased(spec, job_id, index, lease)
+                    if lease.is_lost():  # whatever it computed, the step belongs to its new holder now
+                        raise LeaseLostError(f"step {index} of job {job_id}: lease lost while running")
                     existing, _ = self.store.put_step(job_id, record)
         # Emitted from the stored record by whoever finds it without its event: a holder that died
         # between storing the record and emitting the event loses no event.
@@ -100,7 +98,7 @@ class StepService:
                 return None
             time.sleep(min(1.0, self.settings.step_lease_ttl_s / 10))  # poll a live holder's record
 
-    def _run_leased(self, spec: JobSpec, job_id: str, index: int) -> StepRecord:
+    def _run_leased(self, spec: JobSpec, job_id: str, index: int, lease: StepLease) -> StepRecord:
         attempt = self.store.claim_attempt(job_id, index)
         previous = self.store.step(job_id, index - 1) if index > 0 else None
         not_run = self._reason_not_to_run(job_id, index, attempt, previous)
@@ -111,44 +109,15 @@ class StepService:
             self._emit_outcome(spec, job_id, previous)
         self.store.mark_running(job_id)  # from step 0 on, not only once step 0 is stored
         self._emit_step(EventType.STEP_STARTED, spec, job_id, index, attempt=attempt)
-        return self._execute(spec, job_id, index, previous, attempt)
+        return self._execute(spec, job_id, index, previous, attempt, lease)
 
     def finalize(self, job_id: str) -> JobResult:
         """Rank the candidates exactly like dspy.BetterTogether and store the job's result once."""
-        spec = self.store.spec(job_id)
-        steps = len(spec.steps())
-        records = self.store.steps(job_id, steps + 1)
-        interrupted = any(r.outcome is StepOutcome.CANCELLED for r in records)
-        complete = len(records) == steps + 1 and all(r.outcome is StepOutcome.SUCCEEDED for r in records)
-        cancelled = interrupted or (self.store.is_cancelled(job_id) and not complete)
-        assert spec.seed is not None  # the producer fixes a concrete seed at submission
-        result = build_result(job_id, spec.strategy, spec.seed, records, cancelled)
-        stored, _ = self.store.put_result(result, steps)
-        for record in records:  # any step event a crash left unemitted comes before the job's
-            self._emit_outcome(spec, job_id, record)
-        self._emit_result(stored, steps)
-        return stored
+        return self.finalizer.finalize(job_id)
 
     def emit_stored_result(self, job_id: str) -> None:
         """Emit the terminal event of a job whose result is stored, unless it was emitted already."""
-        self._emit_result(self.store.result(job_id), len(self.store.spec(job_id).steps()))
-
-    def _emit_result(self, stored: JobResult, steps: int) -> None:
-        """Emit the job's terminal event once, from the stored result (see `run`)."""
-        job_id = stored.job_id
-        event = _RESULT_EVENTS.get(stored.state.value, EventType.JOB_CANCELLED)
-        self.events.emit_once(
-            keys.job_key(job_id, "emitted:result"),
-            self.settings.job_ttl_s,
-            event,
-            job_id,
-            steps,
-            strategy=stored.best.strategy if stored.best else None,
-            score=stored.best.score if stored.best else None,
-            worker=self.worker,
-            error=stored.error,
-            detail={"flag_compilation_error_occurred": stored.flag_compilation_error_occurred},
-        )
+        self.finalizer.emit_stored_result(job_id)
 
     def evaluate(self, job_id: str, request_id: str, dataset: str, split: str) -> EvaluationReport:
         """Score the job's candidates on a registered split and push the report to the requester."""
@@ -185,20 +154,22 @@ class StepService:
             return StepOutcome.FAILED, ErrorRecord(type="WorkerLostError", message=message)
         return None
 
-    def _execute(self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int) -> StepRecord:
+    def _execute(
+        self, spec: JobSpec, job_id: str, index: int, previous: StepRecord | None, attempt: int, lease: StepLease
+    ) -> StepRecord:
         watch = InfraWatch()
-        cancel_check = self._cancel_check(job_id, spec)
+        stop_check = self._stop_check(job_id, lease, spec)
         with self.metering.metered(job_id, index, spec.budget) as meter:
             # A spent budget stops the step through the cancel path, then is recorded as its failure.
             hooks = StepHooks(
-                is_cancelled=watch.check(lambda: meter.stopped() or cancel_check()),
+                is_cancelled=watch.check(lambda: meter.stopped() or stop_check()),
                 worker=self.worker,
                 attempt=attempt,
             )
             try:
                 job = ResolvedJob.resolve(spec, self.registry, self.resources, self.settings)
                 with (
-                    reporting_to(self._progress_reporter(spec, job_id, index, attempt, meter)),
+                    reporting_to(self._progress_reporter(spec, job_id, index, attempt, meter, lease)),
                     self._step_context(job, job_id, index, hooks),
                     interruptible(hooks.is_cancelled),
                     watch,
@@ -247,59 +218,39 @@ class StepService:
         return record_without_running(spec, index, previous, outcome, worker=self.worker, attempt=attempt, error=error)
 
     def _emit_outcome(self, spec: JobSpec, job_id: str, record: StepRecord) -> None:
-        detail: dict[str, Any] = {
-            "outcome": record.outcome.value,
-            **{k: round(v, 6) for k, v in record.timings_s.items()},
-        }
-        if record.usage is not None:
-            detail["usage"] = record.usage.model_dump(mode="json")
-        self._emit_step(
-            _OUTCOME_EVENTS[record.outcome],
-            spec,
-            job_id,
-            record.index,
-            once=keys.emitted_key(job_id, record.index),
-            score=record.score,
-            duration_s=record.finished_at - record.started_at,
-            attempt=record.attempt,
-            error=record.error,
-            detail=detail,
-        )
+        self.finalizer.emit_outcome(spec, job_id, record)
 
     def _emit_step(
         self, event_type: EventType, spec: JobSpec, job_id: str, index: int, once: str | None = None, **fields: Any
     ) -> None:
-        """Emit one event about step `index`, with the fields every step event carries (once per `once` marker)."""
-        fields.update(
-            step_index=index,
-            strategy=spec.strategy_prefix(index),
-            optimizer_key=spec.steps()[index - 1] if index else None,
-            worker=self.worker,
-        )
-        if once is None:
-            self.events.emit(event_type, job_id, len(spec.steps()), **fields)
-        else:
-            self.events.emit_once(once, self.settings.job_ttl_s, event_type, job_id, len(spec.steps()), **fields)
+        self.finalizer.emit_step(event_type, spec, job_id, index, once, **fields)
 
     def _progress_reporter(
-        self, spec: JobSpec, job_id: str, index: int, attempt: int, meter: Meter
+        self, spec: JobSpec, job_id: str, index: int, attempt: int, meter: Meter, lease: StepLease
     ) -> Callable[[dict[str, Any]], None]:
         def emit(detail: dict[str, Any]) -> None:
+            if lease.is_lost():  # a paused holder that woke up after a takeover reports nothing
+                return
             # What this worker's part of the step spent so far (shards elsewhere add theirs at the end).
             detail = {**detail, "usage": meter.usage().model_dump(mode="json")}
             self._emit_step(EventType.STEP_PROGRESS, spec, job_id, index, attempt=attempt, detail=detail)
 
         return emit
 
-    def _cancel_check(self, job_id: str, spec: JobSpec | None = None) -> Callable[[], bool]:
-        """Return a cancel check that asks Redis at most once per `cancel_poll_interval_s`.
+    def _stop_check(self, job_id: str, lease: StepLease, spec: JobSpec) -> Callable[[], bool]:
+        """Return the step's interruption check: the job was cancelled, this delivery lost its lease, or the
+        job's budget was spent (by this worker or by a shard's calls on another).
 
-        With a budget, a budget spent by another worker (a shard's calls) stops the step too.
+        Redis is asked at most once per `cancel_poll_interval_s`; a lease presumed lost (no renewal
+        confirmed for a TTL, as after a SIGSTOP) stops the step at once, before any further LM call.
         """
-        if spec is None or spec.budget is None:
-            return polled(lambda: self.store.is_cancelled(job_id), self.settings.cancel_poll_interval_s)
         client = self.store.redis
-        return polled(
-            lambda: self.store.is_cancelled(job_id) or budget_exhausted(client, job_id) is not None,
-            self.settings.cancel_poll_interval_s,
-        )
+        budgeted = spec.budget is not None
+
+        def ask() -> bool:
+            if not lease.confirm() or self.store.is_cancelled(job_id):
+                return True
+            return budgeted and budget_exhausted(client, job_id) is not None
+
+        asked = polled(ask, self.settings.cancel_poll_interval_s)
+        return lambda: lease.is_lost() or asked()
