@@ -238,10 +238,9 @@ class StepService:
         return emit
 
     def _stop_check(self, job_id: str, lease: StepLease, spec: JobSpec) -> Callable[[], bool]:
-        """Return the step's interruption check: the job was cancelled, this delivery lost its lease, or the
-        job's budget was spent (by this worker or by a shard's calls on another).
+        """Return the step's interruption check: cancelled, lease lost, or budget spent.
 
-        Redis is asked at most once per `cancel_poll_interval_s`; a lease presumed lost (no renewal
+        The budget may be spent by this worker or by a shard's calls on another. Redis is asked at most once per `cancel_poll_interval_s`; a lease presumed lost (no renewal
         confirmed for a TTL, as after a SIGSTOP) stops the step at once, before any further LM call.
         """
         client = self.store.redis
