@@ -65,17 +65,32 @@ def _step_params(event: JobEvent, spec: JobSpec | None) -> list[Param]:
     return params
 
 
+def _usage_metrics(usage: Any, at: int) -> list[Metric]:
+    """`lm.<field>` metrics (calls, tokens, cost, saved by the cache) of a usage dict; other values skipped."""
+    if not isinstance(usage, dict):
+        return []
+    return [
+        Metric(f"lm.{field}", float(value), at, 0)
+        for field, value in usage.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+
+
 def _step_metrics(event: JobEvent) -> list[Metric]:
-    """Score, duration, and the step's timings from its event (sharded evaluation time, counts)."""
+    """Score, duration, the step's timings and its LM usage from its outcome event."""
     at = _ms(event.at)
     metrics = [Metric("duration_s", event.duration_s or 0.0, at, 0)]
     if event.score is not None:
         metrics.append(Metric("score", event.score, at, 0))
-    return metrics + [
-        Metric(f"timing.{field}", float(value), at, 0)
-        for field, value in event.detail.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    ]
+    return (
+        metrics
+        + [
+            Metric(f"timing.{field}", float(value), at, 0)
+            for field, value in event.detail.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ]
+        + _usage_metrics(event.detail.get("usage"), at)
+    )
 
 
 class JobRuns:
@@ -158,6 +173,8 @@ class JobRuns:
         metrics = [Metric("candidates", len(result.candidates), _ms(result.finished_at), 0)]
         if result.best is not None and result.best.score is not None:
             metrics.append(Metric("best_score", result.best.score, _ms(result.finished_at), 0))
+        if result.usage is not None:  # the whole job's LM calls, tokens and cost
+            metrics += _usage_metrics(result.usage.model_dump(mode="json"), _ms(result.finished_at))
         tags = [
             RunTag("outcome", result.state.value),
             RunTag("flag_compilation_error_occurred", str(result.flag_compilation_error_occurred).lower()),

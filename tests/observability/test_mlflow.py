@@ -62,6 +62,12 @@ def test_jobs_become_nested_runs_and_a_replay_changes_nothing(observed: Observed
         best = observed.result.best
         assert best is not None
         assert job.data.metrics["best_score"] == best.score
+        # LM usage: each step run and the job run carry calls and tokens; the steps add up to the job.
+        usage = observed.result.usage
+        assert usage is not None and usage.calls > 0
+        assert job.data.metrics["lm.calls"] == usage.calls
+        assert job.data.metrics["lm.prompt_tokens"] == usage.prompt_tokens
+        assert sum(r.data.metrics.get("lm.calls", 0) for r in step_runs) == usage.calls
         assert [r.data.metrics.get("score") for r in step_runs] == [
             c.score for c in sorted(observed.result.candidates, key=lambda c: c.step_index)
         ]
