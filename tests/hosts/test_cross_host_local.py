@@ -21,6 +21,7 @@ from btq.worker.lm.local.tasks.dates import date_splits
 from tests.hosts.conftest import HostFleet
 from tests.hosts.harness import Host, Network
 from tests.hosts.table import host_table, render, summary
+from tests.local.test_smoke_job import smoke_job
 from tests.reference import canonical
 
 pytestmark = [pytest.mark.slow, pytest.mark.multihost]
@@ -37,31 +38,12 @@ LOCAL_ENV = {"BTQ_IMPORTS": '["btq.worker.lm.local.registry"]'}
 
 
 def local_job() -> dict[str, Any]:
-    """The smallest `p -> w -> p` that still fine-tunes for real: 8 train examples, 3 LoRA steps."""
+    """The smallest `p -> w -> p` that still fine-tunes for real: the smoke job's optimizers (3 LoRA steps),
+    8 train examples, 6 validation examples (3 shards of 2 per evaluation with BTQ_SHARD_MIN_EXAMPLES=2)."""
     splits = date_splits()
     rows = lambda examples: [{"date_text": e.date_text, "iso_date": e.iso_date} for e in examples]  # noqa: E731
-    return {
-        "program": {"name": "local.iso_date"},
-        "lm": "local.smollm2",
-        "metric": "local.iso_exact",
-        "optimizers": {
-            "p": {"optimizer": "BootstrapFewShot", "kwargs": {"max_bootstrapped_demos": 2, "max_labeled_demos": 0}},
-            "w": {
-                "optimizer": "BootstrapFinetune",
-                "kwargs": {"num_threads": 1, "exclude_demos": True, "train_kwargs": {"max_steps": 3, "batch_size": 2}},
-            },
-        },
-        "strategy": "p -> w -> p",
-        "trainset": rows(splits["train"][:8]),
-        "valset": rows(splits["val"][:6]),  # 3 shards of 2 per evaluation (BTQ_SHARD_MIN_EXAMPLES=2)
-        "input_keys": ["date_text"],
-        "optimizer_compile_args": {
-            "p": {"teacher": {"name": "local.iso_date.teacher"}},
-            "w": {"teacher": {"name": "local.iso_date.teacher"}},
-        },
-        "num_threads": 1,
-        "seed": 0,
-    }
+    job = smoke_job()
+    return {**job, "strategy": "p -> w -> p", "trainset": rows(splits["train"][:8]), "valset": rows(splits["val"][:6])}
 
 
 def cached(host: Host, artifact_dir: str) -> list[str]:
