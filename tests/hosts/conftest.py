@@ -61,13 +61,13 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def make_network(logs_dir: Path) -> Iterator[Callable[[], Network]]:
-    """Factory of networks; each one made is closed when the test ends (pass or fail)."""
+def make_network(logs_dir: Path) -> Iterator[Callable[..., Network]]:
+    """Factory of networks (`tmp_size`: each host's /tmp bound); each is closed when the test ends (pass or fail)."""
     made: list[Network] = []
 
-    def make() -> Network:
+    def make(tmp_size: str = "256m") -> Network:
         require_namespaces()
-        network = Network(logs=logs_dir)
+        network = Network(logs=logs_dir, tmp_size=tmp_size)
         made.append(network)
         network.start_infra()
         return network

@@ -111,7 +111,10 @@ class Host:
 
     def start(self) -> None:
         """Start the anchor: new UTS, mount and PID namespaces inside the netns, a tmpfs on /tmp."""
-        script = f"hostname {self.hostname} && mount -t tmpfs -o size=256m tmpfs /tmp && echo up && exec sleep infinity"
+        size = self.network.tmp_size
+        script = (
+            f"hostname {self.hostname} && mount -t tmpfs -o size={size} tmpfs /tmp && echo up && exec sleep infinity"
+        )
         self.anchor = subprocess.Popen(
             [*_unshare_in(self.netns), "--propagation", "private", "sh", "-c", script],
             stdout=subprocess.DEVNULL,
@@ -215,6 +218,8 @@ class Network:
     redis_port: int = 6379
     s3_port: int = 5000
     bucket: str = "btq-hosts"
+    tmp_size: str = "256m"
+    """Size bound of each host's private /tmp (a tmpfs: memory is used only as files fill it)."""
     _closed: bool = False
 
     def __post_init__(self) -> None:
