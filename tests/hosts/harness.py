@@ -15,9 +15,11 @@ an `atexit` hook calls again for whatever a crashed run left.
 """
 
 import atexit
+import importlib.util
 import os
 import random
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -32,6 +34,41 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 _REDIS_ARGV = ["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", "/tmp"]
+
+
+OUTER_TMP = "/run/btq-hosts-outer-tmp"
+"""Where a host's mount namespace keeps the machine's /tmp before hiding it under its own tmpfs."""
+
+
+def kept_under_tmp() -> list[str]:
+    """Paths (relative to /tmp) a host must still see under its private /tmp: the checkout and the venv.
+
+    A checkout in /tmp (CI clones there) would otherwise vanish under the host's tmpfs, and with it the
+    code and the interpreter its workers run.
+    """
+    tmp = Path("/tmp").resolve()
+    wanted = {ROOT.resolve(), Path(sys.prefix).resolve()}
+    for package in ("btq.schemas", "btq.producer", "btq.worker"):  # an editable install's sources
+        spec = importlib.util.find_spec(package)
+        if spec is not None:
+            wanted |= {Path(p).resolve() for p in spec.submodule_search_locations or []}
+    kept: list[str] = []
+    for path in sorted(wanted):
+        if path.is_relative_to(tmp) and not any(path.is_relative_to(tmp / k) for k in kept):
+            kept.append(path.relative_to(tmp).as_posix())
+    return kept
+
+
+def private_tmp_script(size: str) -> str:
+    """Shell commands giving a host its own tmpfs on /tmp, with `kept_under_tmp()` bound back in place."""
+    kept = kept_under_tmp()
+    if not kept:
+        return f"mount -t tmpfs -o size={size} tmpfs /tmp"
+    steps = [f"mkdir -p {OUTER_TMP}", f"mount --bind /tmp {OUTER_TMP}", f"mount -t tmpfs -o size={size} tmpfs /tmp"]
+    for rel in kept:
+        inner, outer = shlex.quote(f"/tmp/{rel}"), shlex.quote(f"{OUTER_TMP}/{rel}")
+        steps += [f"mkdir -p {inner}", f"mount --bind {outer} {inner}"]
+    return " && ".join(steps)
 
 
 def _unshare_in(netns: str) -> list[str]:
@@ -112,9 +149,7 @@ class Host:
     def start(self) -> None:
         """Start the anchor: new UTS, mount and PID namespaces inside the netns, a tmpfs on /tmp."""
         size = self.network.tmp_size
-        script = (
-            f"hostname {self.hostname} && mount -t tmpfs -o size={size} tmpfs /tmp && echo up && exec sleep infinity"
-        )
+        script = f"hostname {self.hostname} && {private_tmp_script(size)} && echo up && exec sleep infinity"
         self.anchor = subprocess.Popen(
             [*_unshare_in(self.netns), "--propagation", "private", "sh", "-c", script],
             stdout=subprocess.DEVNULL,
