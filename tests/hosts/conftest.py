@@ -14,7 +14,7 @@ import redis
 from btq.producer.client import JobClient
 from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
-from tests.hosts.harness import Network, Unavailable, check_available, start_worker, wait_for, worker_ready
+from tests.hosts.harness import Network, Unavailable, check_available, start_worker, wait_until, worker_ready
 
 
 def require_namespaces() -> None:
@@ -41,9 +41,11 @@ class HostFleet:
         for name in host_names:
             host = self.network.hosts.get(name) or self.network.add_host(name)
             started[name] = start_worker(host, f"w{name}", self.queue, self.env)
-        wait_for(lambda: all(worker_ready(self.network, f"w{n}", p) for n, p in started.items()), 120, "workers ready")
+        wait_until(
+            lambda: all(worker_ready(self.network, f"w{n}", p) for n, p in started.items()), 120, "workers ready"
+        )
         live = redis.Redis.from_url(self.network.redis_url())
-        wait_for(lambda: live.zcard(keys.WORKERS) >= len(self.live_names()), 60, "every worker's manifest")
+        wait_until(lambda: live.zcard(keys.WORKERS) >= len(self.live_names()), 60, "every worker's manifest")
 
     def live_names(self) -> list[str]:
         return [n for n, h in self.network.hosts.items() if n != "infra" and h.procs]

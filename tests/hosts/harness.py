@@ -24,13 +24,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 _REDIS_ARGV = ["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", "/tmp"]
@@ -87,18 +88,6 @@ def _run(argv: Sequence[str], timeout_s: float = 30, check: bool = True) -> subp
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.1) -> object:
-    """Poll `predicate` until it returns something truthy; raise after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(interval_s)  # poll interval of a bounded wait
 
 
 def check_available() -> None:
@@ -171,7 +160,7 @@ class Host:
             # Ready once the child has become `sleep` (hostname set, /tmp mounted).
             return pid if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep" else 0
 
-        self.init_pid = int(wait_for(init, 30, f"host {self.name} anchor"))
+        self.init_pid = int(wait_until(init, 30, f"host {self.name} anchor"))
 
     def nsenter(self, argv: Sequence[str]) -> list[str]:
         """`argv` run inside this host's namespaces (network, UTS, mount, PID)."""
@@ -203,7 +192,7 @@ class Host:
                 return 0
             return int(kids[0]) if kids else 0
 
-        outer = int(wait_for(child, 30, f"{self.name}: child of nsenter {proc.pid}"))
+        outer = int(wait_until(child, 30, f"{self.name}: child of nsenter {proc.pid}"))
         for line in Path(f"/proc/{outer}/status").read_text().splitlines():
             if line.startswith("NSpid:"):
                 return int(line.split()[-1])  # the last is the pid in the innermost namespace
@@ -302,11 +291,11 @@ class Network:
             os.environ,
             self.logs / "redis.log",
         )
-        wait_for(self._redis_answers, 60, "redis-server on the infra host", 0.2)
+        wait_until(self._redis_answers, 60, "redis-server on the infra host", 0.2)
         if s3:
             moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
             infra.popen([moto, "-H", infra.ip, "-p", str(self.s3_port)], os.environ, self.logs / "moto.log")
-            wait_for(self._s3_answers, 90, "moto S3 server on the infra host", 0.3)
+            wait_until(self._s3_answers, 90, "moto S3 server on the infra host", 0.3)
             self.s3_client().create_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
         return infra
 

@@ -18,7 +18,7 @@ import pytest
 
 from btq.schemas import keys
 from tests.hosts.conftest import require_namespaces
-from tests.hosts.harness import Host, Network, wait_for, worker_env
+from tests.hosts.harness import Host, Network, wait_until, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.multihost]
 
@@ -59,7 +59,7 @@ class Probe:
                 raise AssertionError(f"probe failed:\n{self.log.read_text()[-3000:]}")
             return None
 
-        found = wait_for(find, timeout_s, f"probe line with {field!r}")
+        found = wait_until(find, timeout_s, f"probe line with {field!r}")
         assert isinstance(found, dict)
         return found
 

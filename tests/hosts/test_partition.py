@@ -17,7 +17,7 @@ from btq.producer.client import JobClient
 from btq.schemas import keys
 from btq.schemas.events import EventType
 from tests.hosts.conftest import HostFleet
-from tests.hosts.harness import Host, Network, wait_for
+from tests.hosts.harness import Host, Network, wait_until
 from tests.hosts.table import host_table, summary
 from tests.integration.test_crash import slow_job
 from tests.integration.test_parity import assert_same, spec
@@ -78,16 +78,16 @@ def run_cut_mid_step(make_network: Callable[[], Network], cut_s: float, mode: st
     cut_at = time.time()
     cut.partition(mode)
     try:
-        wait_for(lambda: started_on_other_host(client, job_id, 2, cut, network), cut_s + 120, "takeover", 0.2)
+        wait_until(lambda: started_on_other_host(client, job_id, 2, cut, network), cut_s + 120, "takeover", 0.2)
         takeover_s = time.time() - cut_at
         result = client.wait(job_id, timeout_s=240)
-        wait_for(lambda: time.time() >= cut_at + cut_s, cut_s + 5, "the end of the cut", 0.2)
+        wait_until(lambda: time.time() >= cut_at + cut_s, cut_s + 5, "the end of the cut", 0.2)
         records_before = [fleet.redis().get(keys.step_key(job_id, i)) for i in range(5)]
         events_before = client.events(job_id)
     finally:
         cut.heal()
     healed_at = time.time()
-    wait_for(lambda: serving_again(fleet, cut, healed_at), 120, "the healed host's heartbeat", 0.2)
+    wait_until(lambda: serving_again(fleet, cut, healed_at), 120, "the healed host's heartbeat", 0.2)
     serving_s = time.time() - healed_at
 
     # The healed host consumes again: with the other host gone, only it can run a new job.
@@ -131,7 +131,7 @@ def test_idle_host_cut_briefly_from_the_broker_reconnects_and_consumes(
     cut.partition()
     try:
         # The outage lasts until the fleet has missed the host's heartbeats for 5 s.
-        wait_for(lambda: time.time() - last_beat(fleet, cut) > 5, 60, "a silent heartbeat", 0.2)
+        wait_until(lambda: time.time() - last_beat(fleet, cut) > 5, 60, "a silent heartbeat", 0.2)
     finally:
         cut.heal()
     healed_at = time.time()
