@@ -101,6 +101,23 @@ class JobResult(VersionedModel):
     usage: Usage | None = Field(default=None, description="LM usage of the whole job (the sum of its steps)")
     step_usage: dict[int, Usage] = Field(default_factory=dict, description="LM usage by step index (0: baseline)")
 
+    @property
+    def failed_steps(self) -> int:
+        """How many steps failed: dspy stops at the first failure, so 0 or 1."""
+        return 1 if self.flag_compilation_error_occurred else 0
+
+    @property
+    def state_label(self) -> str:
+        """The state as a person should read it: `succeeded, 1 step failed` when a step failed.
+
+        Every place that shows a job's final state (CLI tables, `watch`, the dashboard) uses this, so a
+        job whose step crashed never reads as a plain success.
+        """
+        failed = self.failed_steps
+        if failed and self.state is JobState.SUCCEEDED:
+            return f"{self.state.value}, {failed} step failed"
+        return self.state.value
+
 
 class EvaluationReport(VersionedModel):
     """Scores of a finished job's candidates on a registered dataset split (e.g. a held-out test set)."""
