@@ -131,6 +131,7 @@ class JobClient:
         *,
         job_id: str | None = None,
         submission_id: str | None = None,
+        group: str | None = None,
     ) -> str:
         """Validate and enqueue a job; return its id. A refused job leaves nothing behind.
 
@@ -139,6 +140,8 @@ class JobClient:
             job_id: the id to create the job under (default: a fresh one); JobExistsError if taken,
                 which makes a repeated submission under a derived id create nothing.
             submission_id: recorded in the `job.submitted` event (set by the intake).
+            group: recorded in the `job.submitted` event: jobs submitted together (one `btq compare`),
+                which the dashboard opens side by side.
         """
         spec, queue = self._check(data)
         job_id = job_id or uuid.uuid4().hex
@@ -149,6 +152,8 @@ class JobClient:
         detail: dict[str, JsonValue] = {"seed": spec.seed}
         if submission_id is not None:
             detail["submission_id"] = submission_id
+        if group is not None:
+            detail["group"] = group
         submitted = JobEvent(
             type=EventType.JOB_SUBMITTED,
             job_id=job_id,

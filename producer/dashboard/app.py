@@ -1,6 +1,7 @@
-"""The dashboard's ASGI app (Starlette): three pages, a JSON API, event streams and cancel."""
+"""The dashboard's ASGI app (Starlette): four pages, a JSON API, event streams and cancel."""
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -12,16 +13,19 @@ import redis
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from btq.producer.client import JobClient
-from btq.producer.dashboard import pages, reader
+from btq.producer.dashboard import compare_view, job_view, pages, reader, unavailable
 from btq.producer.dashboard.auth import TokenAuth
+from btq.producer.dashboard.candidate_diff import program_diff
 from btq.producer.dashboard.guard import RequestGuard
 from btq.producer.dashboard.job_list import JobList
+from btq.producer.dashboard.list_query import ListQuery, ListQueryError
 from btq.producer.dashboard.settings import DashboardSettings
 from btq.producer.dashboard.stream import follow_stream, parse_cursor
 from btq.producer.fleet.liveness import live_workers
@@ -30,9 +34,23 @@ from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
 from btq.schemas.exceptions import JobNotFoundError
 
+logger = logging.getLogger(__name__)
+
 
 def _bad_request(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=400)
+
+
+def _unknown(job_id: str) -> JSONResponse:
+    return JSONResponse({"error": f"job_id: unknown job {job_id!r}"}, status_code=404)
+
+
+def _step_param(params: QueryParams, name: str, problems: list[str]) -> int | None:
+    raw = params.get(name)
+    if raw is None or not raw.isdigit():
+        problems.append(f"{name}: {raw!r} is not a candidate's step index (0 is the baseline)")
+        return None
+    return int(raw)
 
 
 class Dashboard:
@@ -41,7 +59,8 @@ class Dashboard:
     def __init__(self, settings: DashboardSettings, stopping: threading.Event) -> None:
         self.settings = settings
         self.stopping = stopping
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        # Bounded: a Redis that stopped answering makes a request fail (503) instead of hang.
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=15)
         producer = ProducerSettings(redis_url=settings.redis_url, queue=settings.queue, broker_url=settings.broker_url)
         self.client = JobClient(producer, self.redis)
         self.jobs = JobList(self.redis)
@@ -49,8 +68,8 @@ class Dashboard:
         self._live_at = float("-inf")
 
     async def jobs_page(self, request: Request) -> Response:
-        """The jobs list."""
-        return HTMLResponse(pages.jobs_page())
+        """The jobs list (its filters, search, sort and page come from the address, read by the script)."""
+        return HTMLResponse(pages.jobs_page(self.settings.dashboard_jobs_limit))
 
     async def job_page(self, request: Request) -> Response:
         """One job's page; 404 (a page without a Cancel button) for a job Redis does not hold."""
@@ -59,9 +78,22 @@ class Dashboard:
             return HTMLResponse(pages.unknown_job_page(job_id), status_code=404)
         return HTMLResponse(pages.job_page(job_id))
 
+    async def compare_page(self, request: Request) -> Response:
+        """Several jobs side by side: `?group=` (one `btq compare`) or `?jobs=id,id,...`."""
+        return HTMLResponse(pages.compare_page())
+
     async def workers_page(self, request: Request) -> Response:
         """The workers page."""
         return HTMLResponse(pages.workers_page())
+
+    def warm(self) -> None:
+        """Read every job into the list's index once, so the first page does not pay for it."""
+        try:
+            self.jobs.refresh()
+        except unavailable.REDIS_AWAY as exc:  # the first request will answer 503 and try again
+            logger.warning(
+                "%s; the jobs index fills on the first request", unavailable.message(self.settings.redis_url, exc)
+            )
 
     def check_broker(self) -> None:
         """Raise unless the broker accepts a connection (for `/readyz`; one attempt, bounded)."""
@@ -69,21 +101,76 @@ class Dashboard:
             conn.ensure_connection(max_retries=1, timeout=3)
 
     async def api_jobs(self, request: Request) -> Response:
-        """Jobs newest first; `?state=` filters."""
-        state = request.query_params.get("state") or None
+        """One page of jobs and the total: `state`, `q`, `strategy`, `program`, `group`, `sort`, `order`, `page`."""
         try:
-            rows = await run_in_threadpool(self.jobs.rows, state, self.settings.dashboard_jobs_limit)
-        except ValueError as exc:
-            return _bad_request(str(exc))
-        return JSONResponse(rows)
+            query = ListQuery.from_params(request.query_params, self.settings.dashboard_jobs_limit)
+        except ListQueryError as exc:
+            return JSONResponse({"error": str(exc), "errors": exc.problems}, status_code=400)
+        began = time.perf_counter()
+        page = await run_in_threadpool(self.jobs.page, query)
+        return JSONResponse({**page, "took_ms": round(1000 * (time.perf_counter() - began), 1)})
 
     async def api_job(self, request: Request) -> Response:
-        """One job's status, steps, ranked candidates and best program."""
+        """One job: status, spec, timings, steps, every ranked candidate's program, usage, held-out scores."""
         job_id = request.path_params["job_id"]
-        detail = await run_in_threadpool(reader.job_detail, self.redis, job_id)
+        detail = await run_in_threadpool(job_view.job_detail, self.redis, job_id)
         if detail is None:
-            return JSONResponse({"error": f"job_id: unknown job {job_id!r}"}, status_code=404)
+            return _unknown(job_id)
         return JSONResponse(detail)
+
+    async def api_diff(self, request: Request) -> Response:
+        """What changed from candidate `?a=` to candidate `?b=` (step indexes) of one job."""
+        job_id = request.path_params["job_id"]
+        problems: list[str] = []
+        a = _step_param(request.query_params, "a", problems)
+        b = _step_param(request.query_params, "b", problems)
+        if problems:
+            return _bad_request("; ".join(problems))
+        done = await run_in_threadpool(job_view.result, self.redis, job_id)
+        if done is None:
+            exists = await run_in_threadpool(self.redis.exists, keys.job_key(job_id, "status"))
+            return _bad_request(f"job_id: job {job_id!r} has no candidates yet") if exists else _unknown(job_id)
+        programs = {c.step_index: c for c in done.candidates}
+        missing = [
+            f"{n}: step {i} is not a candidate of this job" for n, i in (("a", a), ("b", b)) if i not in programs
+        ]
+        if missing or a is None or b is None:
+            return _bad_request("; ".join(missing))
+        old, new = programs[a], programs[b]
+        return JSONResponse(
+            {
+                "a": {"step_index": a, "strategy": old.strategy, "score": old.score},
+                "b": {"step_index": b, "strategy": new.strategy, "score": new.score},
+                "predictors": program_diff(
+                    job_view.program_view(old.program_state), job_view.program_view(new.program_state)
+                ),
+            }
+        )
+
+    def _compared(self, params: QueryParams) -> tuple[list[dict[str, Any]], str | None] | str:
+        group = params.get("group") or None
+        ids = [j for j in (params.get("jobs") or "").split(",") if j]
+        if not group and not ids:
+            return "jobs: name the jobs to compare (?jobs=id,id,...) or a comparison (?group=...)"
+        if len(ids) > compare_view.MOST_JOBS:
+            return f"jobs: {len(ids)} jobs; one comparison shows at most {compare_view.MOST_JOBS}"
+        if group:
+            return self.jobs.in_group(group)[: compare_view.MOST_JOBS], group
+        summaries = {j["job_id"]: j for j in self.jobs.refresh() if j["job_id"] in set(ids)}
+        return [summaries[i] for i in ids if i in summaries], None
+
+    async def api_compare(self, request: Request) -> Response:
+        """Validation and held-out score, wall time and spend of several jobs' final programs, side by side."""
+        found = await run_in_threadpool(self._compared, request.query_params)
+        if isinstance(found, str):
+            return _bad_request(found)
+        jobs, group = found
+        ids = [j for j in (request.query_params.get("jobs") or "").split(",") if j]
+        unknown = [i for i in ids if i not in {j["job_id"] for j in jobs}]
+        if unknown or not jobs:
+            what = f"unknown job(s) {', '.join(unknown)}" if unknown else f"no jobs in comparison {group!r}"
+            return JSONResponse({"error": f"{'jobs' if unknown else 'group'}: {what}"}, status_code=404)
+        return JSONResponse(await run_in_threadpool(compare_view.comparison, self.redis, jobs, group))
 
     def _live(self) -> set[str]:
         # A remote-control ping takes up to its timeout: answer page polls from a short-lived cache.
@@ -106,7 +193,7 @@ class Dashboard:
         try:
             accepted = await run_in_threadpool(self.client.cancel, job_id)
         except JobNotFoundError:
-            return JSONResponse({"error": f"job_id: unknown job {job_id!r}"}, status_code=404)
+            return _unknown(job_id)
         message = "cancel requested" if accepted else "job already ended"
         return JSONResponse({"cancelled": accepted, "message": message}, status_code=202 if accepted else 409)
 
@@ -129,6 +216,9 @@ class Dashboard:
         try:
             async for message in follow_stream(client, stream, after, self.settings.dashboard_heartbeat_s, done):
                 yield message
+        except unavailable.REDIS_AWAY as exc:
+            # The response has begun, so no 503 now: end the stream; the page reconnects and sees the 503.
+            logger.warning("%s; closing an event stream", unavailable.message(self.settings.redis_url, exc))
         finally:
             await client.aclose()
 
@@ -137,7 +227,7 @@ class Dashboard:
         job_id = request.path_params["job_id"]
         exists = await run_in_threadpool(self.redis.exists, keys.job_key(job_id, "status"))
         if not exists:
-            return JSONResponse({"error": f"job_id: unknown job {job_id!r}"}, status_code=404)
+            return _unknown(job_id)
         return self._events(request, keys.job_key(job_id, "events"))
 
     async def api_all_events(self, request: Request) -> Response:
@@ -155,8 +245,11 @@ def create_app(settings: DashboardSettings, stopping: threading.Event | None = N
         Route("/", dash.jobs_page),
         Route("/jobs/{job_id:str}", dash.job_page),
         Route("/workers", dash.workers_page),
+        Route("/compare", dash.compare_page),
         Route("/api/jobs", dash.api_jobs),
         Route("/api/jobs/{job_id:str}", dash.api_job),
+        Route("/api/jobs/{job_id:str}/diff", dash.api_diff),
+        Route("/api/compare", dash.api_compare),
         Route("/api/jobs/{job_id:str}/events", dash.api_job_events),
         Route("/api/jobs/{job_id:str}/cancel", dash.api_cancel, methods=["POST"]),
         Route("/api/events", dash.api_all_events),
@@ -176,7 +269,16 @@ def create_app(settings: DashboardSettings, stopping: threading.Event | None = N
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Fill the jobs index while the first page loads (one cold read per process; see job_list).
+        threading.Thread(target=dash.warm, name="btq-dashboard-index", daemon=True).start()
         yield
         await asyncio.get_running_loop().run_in_executor(None, partial(dash.redis.close))
 
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    async def redis_away(request: Request, exc: Exception) -> Response:
+        text = unavailable.message(settings.redis_url, exc)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": text}, status_code=503, headers={"Retry-After": "5"})
+        return HTMLResponse(pages.unavailable_page(text), status_code=503, headers={"Retry-After": "5"})
+
+    handlers = dict.fromkeys(unavailable.REDIS_AWAY, redis_away)
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)

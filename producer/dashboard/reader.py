@@ -1,4 +1,4 @@
-"""Read-only views of the Redis layout for the dashboard: jobs, one job, workers.
+"""Read-only views of the Redis layout for the dashboard: a one-off jobs list and the workers.
 
 Everything here reads keys documented in README.md ("Redis layout"); nothing writes. Values are
 returned as plain JSON-ready dicts so the HTML pages and the JSON API show the same thing.
@@ -12,20 +12,16 @@ from typing import Any, cast
 
 import redis
 
-from btq.producer.dashboard.job_list import JobList, number
+from btq.producer.dashboard.job_list import check_state, number, read_summaries
 from btq.schemas import keys
-from btq.schemas.codec import decode
 from btq.schemas.event_entry import event_from_entry
 from btq.schemas.events import EventType, JobEvent
-from btq.schemas.exceptions import DecodeError
-from btq.schemas.result import EvaluationReport, JobResult, StepRecord
-from btq.schemas.usage import Usage
 
 Json = dict[str, Any]
 
 logger = logging.getLogger(__name__)
 
-_MOST_STEPS = 10_000
+_BATCH = 200
 
 _STEP_END = {EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED}
 
@@ -35,153 +31,22 @@ def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
-def _status(r: redis.Redis, job_id: str) -> dict[str, str]:
-    raw = cast(dict[bytes, bytes], r.hgetall(keys.job_key(job_id, "status")))
-    return {_text(k): _text(v) for k, v in raw.items()}
-
-
-def _result(r: redis.Redis, job_id: str) -> JobResult | None:
-    raw = r.get(keys.job_key(job_id, "result"))
-    if raw is None:
-        return None
-    try:
-        return decode(JobResult, cast(bytes, raw))
-    except DecodeError as exc:  # shown as a job without a result, not as a page that fails
-        logger.warning("skipping unreadable result of job %s: %s", job_id, str(exc)[:200])
-        return None
-
-
-def _spec(r: redis.Redis, job_id: str) -> Json:
-    raw = r.get(keys.job_key(job_id, "spec"))
-    if raw is None:
-        return {}
-    try:
-        value = json.loads(cast(bytes, raw))
-    except ValueError:  # not JSON or not UTF-8: the page shows the job without its spec
-        logger.warning("skipping unreadable spec of job %s", job_id)
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def job_row(r: redis.Redis, job_id: str) -> Json | None:
-    """Return one line of the jobs list, or None when the job's keys expired."""
-    status = _status(r, job_id)
-    if not status:
-        return None
-    result = _result(r, job_id)
-    best = result.best.score if result and result.best else None
-    return {
-        "job_id": job_id,
-        "state": status.get("state", "unknown"),
-        "strategy": _spec(r, job_id).get("strategy"),
-        "steps_done": int(number(status.get("steps_done"))),
-        "steps_total": int(number(status.get("steps_total"))),
-        "best_score": best,
-        "submitted_at": number(status.get("submitted_at")),
-        "updated_at": number(status.get("updated_at")),
-    }
-
-
 def list_jobs(r: redis.Redis, state: str | None = None, limit: int = 200) -> list[Json]:
-    """Return jobs newest first, optionally only those in `state` (a one-off read; see JobList)."""
-    return JobList(r).rows(state, limit)
+    """Return up to `limit` jobs newest first, only those in `state` when given (a one-off read).
 
-
-def program_view(state: Json) -> list[Json]:
-    """Return each predictor's instructions, demos and model name from a `dump_state()`; nothing else.
-
-    Only these fields are copied, so LM kwargs (which could carry a provider setting) are never shown.
+    It reads the newest jobs in batches until `limit` are found, so `btq jobs` costs what it prints;
+    the dashboard keeps a `JobList` instead, which remembers what never changes between requests.
     """
-    predictors: list[Json] = []
-    # A program that is itself one predictor (dspy.Predict) dumps its fields at the top level.
-    parts = {"self": state} if "signature" in state else state
-    for name, part in parts.items():
-        if not isinstance(part, dict) or "signature" not in part:
-            continue
-        signature = part.get("signature") or {}
-        lm = part.get("lm") if isinstance(part.get("lm"), dict) else {}
-        predictors.append(
-            {
-                "name": name,
-                "instructions": signature.get("instructions", "") if isinstance(signature, dict) else "",
-                "demos": [d for d in part.get("demos", []) if isinstance(d, dict)],
-                "model": (lm or {}).get("model"),
-            }
-        )
-    return predictors
-
-
-def _step(record: StepRecord) -> Json:
-    return {
-        "index": record.index,
-        "strategy": record.strategy,
-        "outcome": record.outcome.value,
-        "score": record.score,
-        "worker": record.worker,
-        "attempt": record.attempt,
-        "duration_s": round(record.finished_at - record.started_at, 3),
-        "error": record.error.model_dump() if record.error else None,
-        "usage": _usage(record.usage),
-    }
-
-
-def job_detail(r: redis.Redis, job_id: str) -> Json | None:
-    """Return a job's status, stored steps, ranked candidates and best program; None if unknown."""
-    row = job_row(r, job_id)
-    if row is None:
-        return None
-    spec = _spec(r, job_id)
-    steps = []
-    # A status hash anyone rewrote must not make one page read a billion keys.
-    for index in range(min(row["steps_total"], _MOST_STEPS) + 1):
-        raw = r.get(keys.step_key(job_id, index))
-        if raw is not None:
-            steps.append(_step(decode(StepRecord, cast(bytes, raw))))
-    result = _result(r, job_id)
-    detail: Json = {
-        **row,
-        "spec": {k: spec.get(k) for k in ("program", "lm", "metric", "strategy", "seed")},
-        "steps": steps,
-        "cancel_requested": bool(r.exists(keys.job_key(job_id, "cancel"))),
-        "result": None,
-    }
-    if result is not None:
-        detail["result"] = {
-            "state": result.state.value,
-            "flag_compilation_error_occurred": result.flag_compilation_error_occurred,
-            "error": result.error.model_dump() if result.error else None,
-            "candidates": [
-                {"rank": rank, "strategy": c.strategy, "score": c.score, "step_index": c.step_index}
-                for rank, c in enumerate(result.candidates, 1)
-            ],
-            "best_step_index": result.best.step_index if result.best else None,
-            "held_out": _held_out(r, job_id),
-            "best_program": program_view(result.best.program_state) if result.best else [],
-            "usage": _usage(result.usage),
-        }
-    return detail
-
-
-def _usage(usage: Usage | None) -> Json | None:
-    """LM usage as the job page shows it: the counters, tokens, and the cost as text (`unknown` if unpriced)."""
-    if usage is None:
-        return None
-    return {**usage.model_dump(mode="json"), "tokens": usage.tokens, "cost": usage.cost_text()}
-
-
-def _held_out(r: redis.Redis, job_id: str) -> list[Json]:
-    """Return the job's stored held-out evaluations: dataset, split, step index -> score, error."""
-    raw = cast(dict[bytes, bytes], r.hgetall(keys.held_out_key(job_id)))
-    reports = [decode(EvaluationReport, value) for _, value in sorted(raw.items())]
-    return [
-        {
-            "dataset": rep.dataset,
-            "split": rep.split,
-            "scores": rep.scores,
-            "error": rep.error.model_dump() if rep.error else None,
-        }
-        for rep in reports
-    ]
+    check_state(state)
+    rows: list[Json] = []
+    start = 0
+    while len(rows) < limit:
+        ids = [_text(i) for i in cast(list[bytes], r.zrevrange(keys.JOBS_INDEX, start, start + _BATCH - 1))]
+        if not ids:
+            break
+        start += len(ids)
+        rows += [j for j in read_summaries(r, ids) if state is None or j["state"] == state]
+    return rows[:limit]
 
 
 def running_steps(events: Iterable[JobEvent]) -> dict[str, list[Json]]:

@@ -10,6 +10,7 @@ steps begin a longer one's starts when those steps are done, and replays them fr
 import json
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -67,6 +68,8 @@ class Comparison:
     baseline_test: float | None
     wall_s: float
     finished_at: float = field(default_factory=time.time)
+    group: str | None = None
+    """The group its jobs were submitted under (the dashboard's `/compare?group=<group>` shows them together)."""
 
     def rows(self) -> list[tuple[str, float | None, float | None, float | None]]:
         """Return (strategy, val, test, wall time) per row, the baseline first."""
@@ -169,6 +172,8 @@ class _Launcher:
 
     def __init__(self, client: JobClient, base_spec: dict[str, Any], strategies: Sequence[str], timeout_s: float):
         self.client = client
+        # One group per comparison: the dashboard lists its jobs together (`/compare?group=...`).
+        self.group = f"compare-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
         self.base_spec = base_spec
         self.strategies = strategies
         self.timeout_s = timeout_s
@@ -181,7 +186,7 @@ class _Launcher:
         with self._lock:
             if self.stop.is_set():
                 raise ComparisonStopped(f"the comparison stopped before {strategy!r} was submitted")
-            self.ids[strategy] = self.client.submit({**self.base_spec, "strategy": strategy})
+            self.ids[strategy] = self.client.submit({**self.base_spec, "strategy": strategy}, group=self.group)
             return self.ids[strategy]
 
     def submit_after_carrier(self, strategy: str) -> str:
@@ -254,6 +259,7 @@ def run_comparison(
         baseline_val=first_scores.get("val:0"),
         baseline_test=first_scores.get("0"),
         wall_s=round(time.time() - began, 1),
+        group=launcher.group,
     )
 
 
@@ -278,6 +284,8 @@ def print_table(comparison: Comparison, out: TextIO) -> None:
             file=out,
         )
     print(f"all strategies together: {comparison.wall_s:.1f}s wall", file=out)
+    if comparison.group:
+        print(f"on the dashboard: /compare?group={comparison.group}", file=out)
 
 
 def write_results(comparison: Comparison, directory: Path, name: str) -> tuple[Path, Path]:

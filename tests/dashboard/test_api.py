@@ -82,14 +82,16 @@ def test_jobs_list_is_newest_first_filters_by_state_and_detail_matches_the_resul
     result = client.wait(second, timeout_s=120)
     client.wait(first, timeout_s=120)
     with dashboard(fleet) as dash:
-        rows = dash.get("/api/jobs?state=succeeded").json()
+        page = dash.get("/api/jobs?state=succeeded").json()
+        rows = page["rows"]
+        assert page["total"] == len(rows) >= 2
         ids = [r["job_id"] for r in rows]
         assert ids.index(second) < ids.index(first)
         assert all(r["state"] == "succeeded" for r in rows)
         row = rows[ids.index(second)]
         assert row["best_score"] == result.best.score if result.best else None
         assert (row["steps_done"], row["steps_total"], row["strategy"]) == (2, 2, "p -> p")
-        assert second not in [r["job_id"] for r in dash.get("/api/jobs?state=running").json()]
+        assert second not in [r["job_id"] for r in dash.get("/api/jobs?state=running").json()["rows"]]
         refused = dash.get("/api/jobs?state=done")
         assert refused.status_code == 400 and "state" in refused.json()["error"]
 
