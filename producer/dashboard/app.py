@@ -232,6 +232,7 @@ class Dashboard:
 
     async def api_all_events(self, request: Request) -> Response:
         """Server-sent events of every job (the global stream), same cursor rules."""
+        await run_in_threadpool(self.redis.ping)  # Redis away: a 503 now, not a stream that ends at once
         return self._events(request, keys.GLOBAL_EVENTS)
 
 

@@ -117,6 +117,7 @@ function listen(base, after, onEvent, probe) {
       if (m.lastEventId) last = m.lastEventId;
       onEvent(JSON.parse(m.data), m.lastEventId, handle);
     });
+    es.onopen = () => banner(null);  // the stream began: Redis answered
     es.onerror = () => {
       if (es.readyState !== EventSource.CLOSED || stopped) return;
       getJSON(probe).catch(() => {});
@@ -142,7 +143,8 @@ PAGES.unavailable = () => {
 };
 /* Horizontal grouped bars: rows of labels, one bar per series (values in percent). */
 function groupedBars(id, labels, series, width, top) {
-  const W = width || 600, bh = 11, row = bh * series.length + 10, P = 120, H = row * labels.length + 34;
+  const W = width || 600, bh = 11, row = bh * series.length + 10, P = 120;
+  const H = row * labels.length + 16 + 14 * series.length;
   const root = svg("svg", {width: W, height: H, viewBox: `0 0 ${W} ${H}`, id: id, role: "img"});
   const max = top || Math.max(100, ...series.flatMap((s) => s.values.filter((v) => v !== null && v !== undefined)));
   labels.forEach((label, i) => {
@@ -155,12 +157,11 @@ function groupedBars(id, labels, series, width, top) {
       root.appendChild(svg("text", {x: P + w + 4, y: y + k * bh + bh - 2}, s.format(v)));
     });
   });
-  let x = P;
-  for (const s of series) {
-    root.appendChild(svg("rect", {x: x, y: H - 14, width: 10, height: 10, fill: s.color}));
-    root.appendChild(svg("text", {x: x + 14, y: H - 5}, s.name));
-    x += 24 + 7 * s.name.length;
-  }
+  series.forEach((s, k) => {
+    const y = H - 14 * (series.length - k) + 4;
+    root.appendChild(svg("rect", {x: P, y: y - 9, width: 10, height: 10, fill: s.color}));
+    root.appendChild(svg("text", {x: P + 14, y: y}, s.name));
+  });
   return root;
 }
 """

@@ -8,7 +8,7 @@ final yet (pipelined), and re-checks that final jobs still exist at most every `
 expire). Searching, filtering, sorting and paging are done in memory over those summaries: with 2,000
 jobs a page costs a few milliseconds once the index is warm, instead of 2,000 x 3 reads of specs and
 results. Nothing new is written to Redis, so every producer, worker and older dashboard keeps working
-unchanged; the price is one cold fill per dashboard process (see `bench/dashboard_list.py`).
+unchanged; the price is one cold fill per dashboard process (`python -m bench.dashboard_list`).
 """
 
 import json

@@ -77,7 +77,7 @@ def job_page(job_id: str) -> str:
         '<section id="result-section" hidden><h2>Candidates</h2><div id="score-chart"></div>'
         '<table id="candidates"><thead><tr><th>rank</th><th>strategy</th><th>val score</th><th>step</th>'
         "</tr></thead><tbody></tbody></table>"
-        '<h2>Compare two candidates</h2><form id="diff-form" class="filters">'
+        '<h2 id="diff-section">Compare two candidates</h2><form id="diff-form" class="filters">'
         '<label>from <select id="diff-a"></select></label> <label>to <select id="diff-b"></select></label></form>'
         '<div id="diff"></div>'
         '<h2>Programs</h2><div id="programs"></div></section>'

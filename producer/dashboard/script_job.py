@@ -150,10 +150,9 @@ function onJobEvent(ev, id, stream) {
   }
 }
 function setState(job) {
-  const s = stateCell("span", job);
-  s.id = "job-state";
-  s.className += " state";
-  $("#job-state").replaceWith(s);
+  const s = $("#job-state"), shown = stateCell("span", job);  // changed in place: tests hold the element
+  s.textContent = shown.textContent;
+  s.className = shown.className + " state";
   $("#cancel").disabled = FINAL.includes(job.state);
 }
 function drawScores(cands, best, heldOut) {

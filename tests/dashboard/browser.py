@@ -50,3 +50,9 @@ def screenshot(driver: object, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))  # type: ignore[attr-defined]
     return path
+
+
+def screenshot_at(driver: object, name: str, selector: str) -> Path:
+    """Scroll `selector` to the top of the window, then save a screenshot as `screenshot` does."""
+    driver.execute_script("document.querySelector(arguments[0]).scrollIntoView()", selector)  # type: ignore[attr-defined]
+    return screenshot(driver, name)
