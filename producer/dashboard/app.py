@@ -2,12 +2,13 @@
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -32,9 +33,14 @@ from btq.producer.fleet.liveness import live_workers
 from btq.producer.metrics.routes import HealthRoutes
 from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
-from btq.schemas.exceptions import JobNotFoundError
+from btq.schemas.codec import decode
+from btq.schemas.exceptions import DecodeError, JobNotFoundError
+from btq.schemas.job import JobSpec
+from btq.schemas.saved_program import SavedProgram, manifest_path, saved_program
 
 logger = logging.getLogger(__name__)
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def _bad_request(message: str) -> JSONResponse:
@@ -147,6 +153,40 @@ class Dashboard:
             }
         )
 
+    def _saved(self, job_id: str, step: int) -> SavedProgram | JSONResponse:
+        done = job_view.result(self.redis, job_id)
+        if done is None:
+            if self.redis.exists(keys.job_key(job_id, "status")):
+                return _bad_request(f"job_id: job {job_id!r} has no candidates yet")
+            return _unknown(job_id)
+        rank = next((i for i, c in enumerate(done.candidates) if c.step_index == step), None)
+        if rank is None:
+            return JSONResponse({"error": f"step: step {step} is not a candidate of job {job_id!r}"}, status_code=404)
+        raw = self.redis.get(keys.job_key(job_id, "spec"))
+        try:
+            spec = decode(JobSpec, cast(bytes, raw)) if raw is not None else None
+        except DecodeError:
+            spec = None
+        if spec is None:  # the program to rebuild is named by the spec: without it there is no manifest
+            return JSONResponse(
+                {"error": f"job_id: the spec of job {job_id!r} is missing or unreadable"}, status_code=409
+            )
+        return saved_program(done, spec, rank=rank)
+
+    async def api_program(self, request: Request) -> Response:
+        """A candidate as a download: dspy's saved-program JSON (`program.json`) or its `manifest.json`."""
+        job_id, step, part = (request.path_params[k] for k in ("job_id", "step", "part"))
+        if part not in ("program", "manifest"):
+            return JSONResponse({"error": f"part: {part!r} is not program or manifest"}, status_code=404)
+        saved = await run_in_threadpool(self._saved, job_id, step)
+        if isinstance(saved, Response):
+            return saved
+        stem = f"btq-{_SAFE_NAME.sub('_', job_id)[:32]}-step{step}"
+        name = f"{stem}.json" if part == "program" else manifest_path(f"{stem}.json").name
+        body = saved.program_json() if part == "program" else saved.manifest_json()
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(body, media_type="application/json", headers=headers)
+
     def _compared(self, params: QueryParams) -> tuple[list[dict[str, Any]], str | None] | str:
         group = params.get("group") or None
         ids = [j for j in (params.get("jobs") or "").split(",") if j]
@@ -250,6 +290,7 @@ def create_app(settings: DashboardSettings, stopping: threading.Event | None = N
         Route("/api/jobs", dash.api_jobs),
         Route("/api/jobs/{job_id:str}", dash.api_job),
         Route("/api/jobs/{job_id:str}/diff", dash.api_diff),
+        Route("/api/jobs/{job_id:str}/candidates/{step:int}/{part:str}.json", dash.api_program),
         Route("/api/compare", dash.api_compare),
         Route("/api/jobs/{job_id:str}/events", dash.api_job_events),
         Route("/api/jobs/{job_id:str}/cancel", dash.api_cancel, methods=["POST"]),

@@ -194,6 +194,14 @@ function showPrograms(cands) {
     const models = [...new Set(c.program.map((p) => p.model).filter((m) => m))].join(", ");
     d.appendChild(el("summary", "#" + c.rank + "  step " + c.step_index + "  " + (c.strategy || "(baseline)") +
       "  val " + score(c.score) + (c.best ? "  (best)" : "") + (models ? "  LM " + models : "")));
+    const files = "/api/jobs/" + encodeURIComponent(BOOT.job_id) + "/candidates/" + c.step_index;
+    const dl = el("p", "download for dspy's Module.load: ", "downloads");
+    const prog = link("program.json", files + "/program.json", "download-program");
+    prog.download = "";
+    const man = link("manifest (program, LMs, artifacts)", files + "/manifest.json", "download-manifest");
+    man.download = "";
+    dl.appendChild(prog); dl.appendChild(document.createTextNode(" · ")); dl.appendChild(man);
+    d.appendChild(dl);
     for (const p of c.program) {
       d.appendChild(el("h3", p.name + (p.model ? "  (" + p.model + ")" : "")));
       d.appendChild(el("pre", p.instructions || "(no instructions)"));

@@ -13,7 +13,9 @@ from selenium.webdriver.support.select import Select
 
 from bench.dashboard_seed import STRATEGIES, Seeded, seed_jobs
 from btq.schemas import keys
+from btq.schemas.job import JobSpec
 from btq.schemas.result import JobResult
+from btq.schemas.saved_program import saved_program
 from tests.conftest import Fleet, redis_url, wait_until
 from tests.dashboard.browser import chromium, screenshot, screenshot_at
 from tests.dashboard.server import Served, dashboard
@@ -177,6 +179,34 @@ def test_a_diff_between_two_candidates(served: Served, seeded: tuple[Fleet, Seed
     assert refused.status_code == 400 and refused.json()["error"].startswith("a: ")
     missing = served.get(f"/api/jobs/{job_id}/diff", params={"a": "0", "b": "99"})
     assert missing.status_code == 400 and "b: step 99" in missing.json()["error"]
+
+
+def test_each_candidate_downloads_as_the_file_btq_export_writes(served: Served, seeded: tuple[Fleet, Seeded]) -> None:
+    fleet, jobs = seeded
+    job_id = jobs.group_ids[-1]
+    done = result(fleet, job_id)
+    raw = redis.Redis.from_url(fleet.url).get(keys.job_key(job_id, "spec"))
+    assert raw is not None
+    spec = JobSpec.model_validate_json(raw)
+    with chromium() as driver:
+        driver.get(f"{served.url}/jobs/{job_id}")
+        wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#programs details"), 30, "the programs")
+        links = driver.find_elements(By.CSS_SELECTOR, "#programs a.download-program")
+        assert [a.get_attribute("href").split("/candidates/")[1] for a in links] == [
+            f"{c.step_index}/program.json" for c in done.candidates
+        ]
+    for rank, candidate in enumerate(done.candidates):
+        files = f"/api/jobs/{job_id}/candidates/{candidate.step_index}"
+        expected = saved_program(done, spec, rank=rank)
+        program = served.get(files + "/program.json")
+        assert program.status_code == 200 and program.text == expected.program_json()
+        disposition = program.headers["content-disposition"]
+        assert disposition == f'attachment; filename="btq-{job_id}-step{candidate.step_index}.json"'
+        manifest = served.get(files + "/manifest.json")
+        assert manifest.json() == json.loads(expected.manifest_json())
+        assert "manifest.json" in manifest.headers["content-disposition"]
+    assert served.get(f"/api/jobs/{job_id}/candidates/99/program.json").status_code == 404
+    assert served.get("/api/jobs/no-such-job/candidates/0/program.json").status_code == 404
 
 
 def test_a_comparison_opens_its_jobs_together(served: Served, seeded: tuple[Fleet, Seeded]) -> None:

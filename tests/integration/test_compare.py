@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from btq.producer.cli.commands import main
 from btq.producer.client import JobClient
+from btq.producer.dashboard import compare_view
+from btq.producer.dashboard.job_list import JobList
 from btq.producer.dashboard.reader import list_jobs
 from btq.producer.demo.compare import (
     BASELINE,
@@ -83,11 +86,22 @@ def test_a_strategy_starts_once_the_longer_strategy_it_begins_has_run_their_shar
         assert first_start >= carrier_done, strategy
 
 
+def test_the_dashboard_opens_a_comparisons_jobs_together_with_the_same_scores(comparison: Any, fleet: Any) -> None:
+    store = redis.Redis.from_url(fleet.url)
+    jobs = JobList(store).in_group(comparison.group)
+    assert {j["job_id"] for j in jobs} == {r.job_id for r in comparison.runs}
+    shown = {row["strategy"]: row for row in compare_view.comparison(store, jobs, comparison.group)["jobs"]}
+    for run in comparison.runs:
+        assert (shown[run.strategy]["val"], shown[run.strategy]["test"]) == (run.val, run.test)
+        assert shown[run.strategy]["lm_calls"] == run.lm_calls
+
+
 def test_table_json_and_svg_chart_carry_every_row(comparison: Any, tmp_path: Path) -> None:
     out = io.StringIO()
     print_table(comparison, out)
     lines = out.getvalue().splitlines()
     assert lines[1].startswith(BASELINE)
+    assert lines[-1] == f"on the dashboard: /compare?group={comparison.group}"
     for run, line in zip(comparison.runs, lines[2:], strict=False):
         assert line.startswith(run.strategy) and f"{run.val:.2f}" in line
         assert run.lm_calls is not None and run.cost is not None and f" {run.lm_calls} " in line and run.cost in line
