@@ -187,30 +187,28 @@ class Dashboard:
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         return Response(body, media_type="application/json", headers=headers)
 
-    def _compared(self, params: QueryParams) -> tuple[list[dict[str, Any]], str | None] | str:
+    def _comparison(self, params: QueryParams) -> JSONResponse:
         group = params.get("group") or None
         ids = [j for j in (params.get("jobs") or "").split(",") if j]
         if not group and not ids:
-            return "jobs: name the jobs to compare (?jobs=id,id,...) or a comparison (?group=...)"
+            return _bad_request("jobs: name the jobs to compare (?jobs=id,id,...) or a comparison (?group=...)")
         if len(ids) > compare_view.MOST_JOBS:
-            return f"jobs: {len(ids)} jobs; one comparison shows at most {compare_view.MOST_JOBS}"
+            return _bad_request(f"jobs: {len(ids)} jobs; one comparison shows at most {compare_view.MOST_JOBS}")
         if group:
-            return self.jobs.in_group(group)[: compare_view.MOST_JOBS], group
-        summaries = {j["job_id"]: j for j in self.jobs.refresh() if j["job_id"] in set(ids)}
-        return [summaries[i] for i in ids if i in summaries], None
+            jobs = self.jobs.in_group(group)[: compare_view.MOST_JOBS]
+            if not jobs:
+                return JSONResponse({"error": f"group: no jobs in comparison {group!r}"}, status_code=404)
+        else:
+            known = {j["job_id"]: j for j in self.jobs.refresh() if j["job_id"] in set(ids)}
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                return JSONResponse({"error": f"jobs: unknown job(s) {', '.join(unknown)}"}, status_code=404)
+            jobs = [known[i] for i in ids]
+        return JSONResponse(compare_view.comparison(self.redis, jobs, group))
 
     async def api_compare(self, request: Request) -> Response:
         """Validation and held-out score, wall time and spend of several jobs' final programs, side by side."""
-        found = await run_in_threadpool(self._compared, request.query_params)
-        if isinstance(found, str):
-            return _bad_request(found)
-        jobs, group = found
-        ids = [j for j in (request.query_params.get("jobs") or "").split(",") if j]
-        unknown = [i for i in ids if i not in {j["job_id"] for j in jobs}]
-        if unknown or not jobs:
-            what = f"unknown job(s) {', '.join(unknown)}" if unknown else f"no jobs in comparison {group!r}"
-            return JSONResponse({"error": f"{'jobs' if unknown else 'group'}: {what}"}, status_code=404)
-        return JSONResponse(await run_in_threadpool(compare_view.comparison, self.redis, jobs, group))
+        return await run_in_threadpool(self._comparison, request.query_params)
 
     def _live(self) -> set[str]:
         # A remote-control ping takes up to its timeout: answer page polls from a short-lived cache.

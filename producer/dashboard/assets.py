@@ -32,7 +32,9 @@ white-space:pre-wrap;word-break:break-word}
 details{background:#fff;border:1px solid #e3e6ea;margin:6px 0;padding:4px 10px}summary{cursor:pointer;font-weight:600}
 .diff del{margin-right:2px;background:#ffd7d5;color:#82071e;text-decoration:line-through}.diff ins{background:#ccffd8;color:#055d20;
 text-decoration:none}.diff pre{font-family:inherit}.diff .added{border-left:4px solid #2b8a3e}
-.diff .removed{border-left:4px solid #b00020}.diff h3 .muted{font-weight:400}
+.diff .removed{border-left:4px solid #b00020}
+.diff pre.added::before{content:"+ added demo";display:block;color:#2b8a3e;font-size:11px}
+.diff pre.removed::before{content:"- removed demo";display:block;color:#b00020;font-size:11px}.diff h3 .muted{font-weight:400}
 """
 
 COMMON = r"""

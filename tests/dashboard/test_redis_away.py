@@ -13,7 +13,7 @@ import redis
 from selenium.webdriver.common.by import By
 
 from bench.dashboard_seed import seed_jobs
-from tests.conftest import Fleet, wait_until
+from tests.conftest import Fleet, _answers, wait_until
 from tests.dashboard.browser import chromium, screenshot
 from tests.dashboard.server import dashboard
 from tests.dashboard.test_browser import rows
@@ -34,13 +34,6 @@ def own_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 def banner(driver: object) -> str:
