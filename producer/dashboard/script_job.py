@@ -3,6 +3,7 @@
 JOB = r"""
 const loss = new Map();  // step index -> [[x, loss], ...]
 const stepScores = new Map();  // step index -> {strategy, outcome, score}
+let diffAsked = 0;  // the newest diff request wins: an older answer arriving late is dropped
 let eventCount = 0, heldOutPolls = 0, stepsTotal = 0, candidates = [], plannedKeys = [];
 
 function stepRow(index) {
@@ -231,7 +232,9 @@ async function loadDiff() {
   const p = new URLSearchParams(location.search);
   p.set("a", a); p.set("b", b);
   history.replaceState(null, "", location.pathname + "?" + p);
+  const asked = ++diffAsked;
   const diff = await getJSON("/api/jobs/" + encodeURIComponent(BOOT.job_id) + "/diff?a=" + a + "&b=" + b);
+  if (asked !== diffAsked) return;
   const box = $("#diff");
   box.replaceChildren();
   box.className = "diff";

@@ -153,6 +153,15 @@ def test_a_job_whose_step_failed_is_marked_in_the_list_and_on_its_page(
         screenshot(driver, "job-failed-step")
 
 
+def diff_view(driver: Any) -> dict[str, Any]:
+    # Read in one script call: the diff is rebuilt whenever the pair changes.
+    script = """const d = document.querySelector('#diff'), h = d.querySelector('h3'), c = d.querySelector('.demo-count');
+      return {heading: h ? h.innerText : '', text: d.innerText, ins: d.querySelectorAll('ins').length,
+        del: d.querySelectorAll('del').length, demos: c ? c.innerText : '',
+        added: d.querySelectorAll('pre.added').length};"""
+    return dict(driver.execute_script(script))
+
+
 def test_a_diff_between_two_candidates(served: Served, seeded: tuple[Fleet, Seeded]) -> None:
     fleet, jobs = seeded
     job_id = jobs.group_ids[-1]  # p -> w -> p: instructions, demos and the LM all change after step 0
@@ -161,19 +170,18 @@ def test_a_diff_between_two_candidates(served: Served, seeded: tuple[Fleet, Seed
     with chromium(1280, 1300) as driver:
         driver.get(f"{served.url}/jobs/{job_id}?a=0&b={last}")
         wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#diff .predictor"), 30, "the diff")
-        diff = driver.find_element(By.ID, "diff")
-        assert "changed" in diff.find_element(By.CSS_SELECTOR, "h3").text
-        assert diff.find_elements(By.TAG_NAME, "ins") and diff.find_elements(By.TAG_NAME, "del")
-        assert "LM: sim/base \u2192 ft:sim-" in diff.text
-        assert diff.find_element(By.CSS_SELECTOR, ".demo-count").text.startswith("demos: 0 \u2192 ")
-        assert diff.find_elements(By.CSS_SELECTOR, "pre.added"), "the demos the optimizer added"
+        diff = diff_view(driver)
+        assert "changed" in diff["heading"] and diff["ins"] and diff["del"]
+        assert "LM: sim/base \u2192 ft:sim-" in diff["text"]
+        assert diff["demos"].startswith("demos: 0 \u2192 ")
+        assert diff["added"], "the demos the optimizer added"
         programs = driver.find_elements(By.CSS_SELECTOR, "#programs details")
         assert len(programs) == len(done.candidates)
         screenshot_at(driver, "candidate-diff", "#diff-section")
 
         Select(driver.find_element(By.ID, "diff-a")).select_by_value(str(last))
         wait_until(lambda: f"a={last}&b={last}" in driver.current_url, 30, "the pair in the address")
-        wait_until(lambda: "same" in driver.find_element(By.CSS_SELECTOR, "#diff h3").text, 30, "no change")
+        wait_until(lambda: "same" in diff_view(driver)["heading"], 30, "no change")
 
     refused = served.get(f"/api/jobs/{job_id}/diff", params={"a": "x", "b": "99"})
     assert refused.status_code == 400 and refused.json()["error"].startswith("a: ")
