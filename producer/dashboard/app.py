@@ -195,7 +195,8 @@ class Dashboard:
         if len(ids) > compare_view.MOST_JOBS:
             return _bad_request(f"jobs: {len(ids)} jobs; one comparison shows at most {compare_view.MOST_JOBS}")
         if group:
-            jobs = self.jobs.in_group(group)[: compare_view.MOST_JOBS]
+            # Shorter strategies first, as `btq compare` lists them (it submits the longest first).
+            jobs = sorted(self.jobs.in_group(group), key=compare_view.strategy_order)[: compare_view.MOST_JOBS]
             if not jobs:
                 return JSONResponse({"error": f"group: no jobs in comparison {group!r}"}, status_code=404)
         else:

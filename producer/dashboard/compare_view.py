@@ -10,12 +10,19 @@ from typing import Any
 import redis
 
 from btq.producer.dashboard import job_view
+from btq.schemas.job import STRATEGY_SEPARATOR
 from btq.schemas.result import Candidate, JobResult
 
 Json = dict[str, Any]
 
 MOST_JOBS = 24
 """Most jobs one comparison page shows (each costs a few reads)."""
+
+
+def strategy_order(job: Json) -> tuple[int, str]:
+    """Sort key of a comparison's jobs: by the number of steps, then the strategy (`p`, `w`, `p -> w`, ...)."""
+    strategy = job.get("strategy") or ""
+    return (len(strategy.split(STRATEGY_SEPARATOR)), strategy)
 
 
 def _models(candidate: Candidate | None) -> list[str]:

@@ -28,7 +28,7 @@ class DashboardSettings(BaseSettings):
         description="Extra names the dashboard answers to in the Host header (comma-separated; '*' for any), "
         "e.g. the name of a proxy in front of it; the bound address (and loopback names on loopback) always are",
     )
-    dashboard_jobs_limit: int = Field(default=200, description="Most jobs the jobs list shows")
+    dashboard_jobs_limit: int = Field(default=200, description="Most jobs one page of the jobs list shows (per_page)")
     dashboard_heartbeat_s: float = Field(default=15.0, description="Comment line sent on an idle event stream")
     dashboard_ping_cache_s: float = Field(default=5.0, description="How long a worker ping answer is reused")
     dashboard_worker_events_scan: int = Field(
