@@ -141,8 +141,8 @@ def test_a_comparison_that_gives_up_cancels_the_jobs_it_submitted(fleet: Any, mo
     submitted: dict[str, str] = {}
     submit = client.submit
 
-    def recording_submit(job: dict[str, Any]) -> str:
-        submitted[job["strategy"]] = submit(job)
+    def recording_submit(job: dict[str, Any], **kwargs: Any) -> str:
+        submitted[job["strategy"]] = submit(job, **kwargs)
         return submitted[job["strategy"]]
 
     monkeypatch.setattr(client, "submit", recording_submit)
