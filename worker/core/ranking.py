@@ -3,6 +3,8 @@
 import time
 from functools import reduce
 
+from dspy.utils.saving import get_dependency_versions
+
 from btq.schemas.errors import ErrorRecord
 from btq.schemas.result import Candidate, JobResult, JobState, StepOutcome, StepRecord
 from btq.schemas.usage import Usage
@@ -19,7 +21,8 @@ def build_result(job_id: str, strategy: str, seed: int, records: list[StepRecord
     """Turn the stored step records (index order) into the job's result.
 
     Candidates are the succeeded steps. With a valset the best is the top-ranked candidate; without
-    one (scores are None) it is the latest. The flag is set when a strategy step failed.
+    one (scores are None) it is the latest. The flag is set when a strategy step failed. `detail` keeps
+    dspy's `dependency_versions` of the worker, which an exported program's metadata repeats.
     """
     ordered = sorted(records, key=lambda r: r.index)
     candidates = [
@@ -55,4 +58,5 @@ def build_result(job_id: str, strategy: str, seed: int, records: list[StepRecord
         finished_at=time.time(),
         usage=usage,
         step_usage={r.index: r.usage for r in ordered if r.usage is not None},
+        detail={"dependency_versions": get_dependency_versions()},
     )
