@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from btq.producer.cli.commands import main
+from btq.producer.cli.main import main
 from btq.producer.client import JobClient
 from btq.producer.dashboard.reader import list_jobs
 from btq.producer.demo.compare import (
