@@ -71,7 +71,11 @@ class LiveBars:
         return self.nested[key]
 
     def handle(self, event: JobEvent) -> None:
-        """Update the bars for one event."""
+        """Update the bars for one event, then fold finished steps if the bars outgrew the terminal."""
+        self._update(event)
+        self._fit()
+
+    def _update(self, event: JobEvent) -> None:
         kind = event.type
         if kind is EventType.JOB_SUBMITTED:
             self.job = self.progress.add_task(
@@ -93,7 +97,6 @@ class LiveBars:
             if self.job is not None:
                 self.progress.advance(self.job)
             self.finished.append(event.step_index or 0)
-            self._fit()
         elif kind is EventType.CANCEL_REQUESTED and self.job is not None:
             self.progress.update(self.job, status="cancel requested")
         elif kind.is_terminal and self.job is not None:
@@ -115,7 +118,12 @@ class LiveBars:
             self.folded_count += 1
             status = next(t.fields.get("status", "") for t in self.progress.tasks if t.id == self.steps[index])
             self.progress.update(
-                self.folded, visible=True, description=f"{self.folded_count} finished steps", status=f"last: {status}"
+                self.folded,
+                visible=True,
+                description=f"{self.folded_count} finished steps",
+                total=self.folded_count,
+                completed=self.folded_count,
+                status=f"last: {status}",
             )
 
     def _progress(self, event: JobEvent) -> None:
