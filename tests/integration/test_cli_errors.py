@@ -217,3 +217,32 @@ def test_a_worker_warns_when_its_local_artifact_dir_cannot_reach_other_hosts(fle
         proc.wait(timeout=30)
         live.delete(keys.worker_key("wz@elsewhere.example", "manifest"))
         live.zrem(keys.WORKERS, "wz@elsewhere.example")
+
+
+def test_an_unreachable_broker_is_one_line_and_leaves_no_job(fleet: Fleet, tmp_path: Path) -> None:
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(spec("p", "given", True, 3)))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "BTQ_REDIS_URL": fleet.url,
+        "BTQ_QUEUE": fleet.queue,
+        "BTQ_BROKER_URL": f"redis://:brokerpw@127.0.0.1:{port}/0",
+        "BTQ_REDIS_RECONNECT_BUDGET_S": "0",
+    }
+    store = redis.Redis.from_url(fleet.url)
+    before = store.zcard(keys.JOBS_INDEX)
+    run = subprocess.run(
+        [sys.executable, "-m", "btq.producer.cli", "submit", str(job_file)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == ExitCode.UNREACHABLE, run.stderr
+    assert run.stderr.splitlines() == [
+        f"cannot reach the broker at redis://:***@127.0.0.1:{port}/0: connection refused"
+    ]
+    assert store.zcard(keys.JOBS_INDEX) == before
