@@ -66,7 +66,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         require_live_worker(client)
     job_id = client.submit(text)
     if not args.wait:
-        print(job_id)
+        print(json.dumps({"job_id": job_id}) if args.json else job_id)
         return ExitCode.OK
     return _watch(client, job_id, args.timeout, as_json=args.json, strict=args.strict)
 

@@ -72,7 +72,9 @@ def _job_commands(add: Add) -> None:
     s = add("submit", cmd_submit)
     s.add_argument("file", help="job JSON file, or - for standard input")
     s.add_argument("--wait", action="store_true", help="watch the job until it ends and print its result")
-    s.add_argument("--json", action="store_true", help=f"with --wait, print events as {JSON_LINES}")
+    s.add_argument(
+        "--json", action="store_true", help=f'print events as {JSON_LINES} (with --wait), else {{"job_id": ...}}'
+    )
     s.add_argument("--strict", action="store_true", help=f"with --wait, {STRICT}")
     wa = add("watch", cmd_watch)
     wa.add_argument("job_id", help=JOB_ID)
