@@ -97,6 +97,7 @@ def test_exported_program_loads_in_plain_dspy_and_predicts_as_the_worker(
     assert lm["fine_tuned"] and lm["base_model"] == "sim/t-small" and ":ft-" in lm["model"]
     assert (Path(fleet.artifact_dir) / lm["artifact"].replace("/", "__").replace(":", "_")).is_dir()
     assert json.loads(path.read_text())["metadata"]["dependency_versions"]["dspy"]
+    assert client.export(job_id, strategy="p -> w").program_json() == path.read_text()  # the same file from Python
 
     loaded = json.loads(_run(fleet, "-c", LOAD_AND_PREDICT, str(path)).stdout)
     assert loaded == _worker_predictions(fleet, client, result, "p -> w")
