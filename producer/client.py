@@ -23,6 +23,7 @@ from btq.schemas.codec import decode
 from btq.schemas.event_entry import event_from_entry
 from btq.schemas.events import EventType, JobEvent
 from btq.schemas.exceptions import (
+    BtqError,
     JobExistsError,
     JobNotFoundError,
     JobTimeoutError,
@@ -34,6 +35,7 @@ from btq.schemas.labels import finalize_label, step_label
 from btq.schemas.manifest import RegistryManifest
 from btq.schemas.queues import amqp_class, task_queue
 from btq.schemas.result import EvaluationReport, JobResult, JobState, JobStatus
+from btq.schemas.saved_program import SavedProgram, saved_program, select_candidate
 
 Cursor = str
 """A Redis Stream entry id; '0-0' replays from the start, '$' means only new events."""
@@ -232,6 +234,54 @@ class JobClient:
         if not self.redis.exists(keys.job_key(job_id, "spec")):
             raise JobNotFoundError(job_id)
         return None
+
+    def spec(self, job_id: str) -> JobSpec:
+        """Return the spec a job was submitted with (its seed filled in)."""
+        raw = self.redis.get(keys.job_key(job_id, "spec"))
+        if raw is None:
+            raise JobNotFoundError(job_id)
+        return decode(JobSpec, raw)
+
+    def _finished(self, job_id: str) -> JobResult:
+        result = self.result(job_id)
+        if result is None:
+            raise JobValidationError("job_id", f"job {job_id} has no result yet")
+        return result
+
+    def export(self, job_id: str, rank: int | None = None, strategy: str | None = None) -> SavedProgram:
+        """Return one candidate of a finished job as dspy's saved-program JSON with its manifest.
+
+        `rank` is the 0-based position in the ranked candidates, `strategy` a strategy prefix; neither
+        picks the job's best. Write `program_json()` to `NAME.json` and dspy's `Module.load` reads it.
+        """
+        return saved_program(self._finished(job_id), self.spec(job_id), rank=rank, strategy=strategy)
+
+    def program(self, job_id: str, rank: int | None = 0, *, strategy: str | None = None) -> Any:
+        """Return a finished job's candidate as a working `dspy.Module` (needs the `worker` extra).
+
+        Typed `Any` only because the producer package does not import dspy; the value is a `dspy.Module`.
+
+        Built as a worker builds it: the registered program (the `BTQ_IMPORTS` registry modules must be
+        importable here), the candidate's state, LMs rebuilt from the job's LM with credentials from the
+        `BTQ_` worker settings, local fine-tunes fetched from `BTQ_ARTIFACT_DIR` and launched.
+
+        Args:
+            job_id: a finished job.
+            rank: 0-based position in the ranked candidates (0: the top one, the best whenever the job
+                had a valset); None: the job's `best`.
+            strategy: pick the candidate of this strategy prefix instead of a rank.
+        """
+        # The one place the producer reaches into worker code: only when asked for a live program,
+        # which needs dspy and the registry anyway (pyproject.toml [tool.importlinter] lists this import).
+        try:
+            from btq.worker.core.serving import serving_program
+        except ImportError as exc:
+            raise BtqError(
+                "JobClient.program needs the worker extra: pip install 'bettertogether-queue[worker]'"
+            ) from exc
+        result = self._finished(job_id)
+        _, candidate = select_candidate(result, rank=None if strategy else rank, strategy=strategy)
+        return serving_program(self.spec(job_id), dict(candidate.program_state))
 
     def events(self, job_id: str, after: Cursor = "0-0", count: int | None = None) -> list[tuple[Cursor, JobEvent]]:
         """Return the job's events after cursor `after` (replay from any point)."""

@@ -27,8 +27,9 @@ class RedisUnavailableError(BtqError, ConnectionError):
 class Backoff:
     """Capped exponential backoff with a total budget, restarted after each success."""
 
-    def __init__(self, budget_s: float, first_s: float = 0.2, cap_s: float = 5.0) -> None:
+    def __init__(self, budget_s: float, first_s: float = 0.2, cap_s: float = 5.0, *, announce: bool = True) -> None:
         self.budget_s = budget_s
+        self.announce = announce
         self.first_s = first_s
         self.cap_s = cap_s
         self._since: float | None = None
@@ -36,7 +37,7 @@ class Backoff:
 
     def succeeded(self) -> None:
         """Forget past failures."""
-        if self._since is not None:
+        if self._since is not None and self.announce:
             log.warning("Redis is back after %.1f s", time.monotonic() - self._since)
         self._since, self._delay_s = None, self.first_s
 
@@ -49,14 +50,19 @@ class Backoff:
             raise RedisUnavailableError(
                 f"Redis unreachable for {now - self._since:.0f} s while {what} (budget {self.budget_s:.0f} s): {exc}"
             ) from exc
-        log.warning("Redis unavailable while %s (%s); reconnecting in %.1f s", what, exc, self._delay_s)
+        if self.announce:
+            log.warning("Redis unavailable while %s (%s); reconnecting in %.1f s", what, exc, self._delay_s)
         time.sleep(self._delay_s)  # the backoff itself: bounded by cap_s, and in total by budget_s
         self._delay_s = min(self.cap_s, self._delay_s * 2)
 
 
-def with_reconnect(operation: Callable[[], T], what: str, budget_s: float) -> T:
-    """Run `operation`, retrying on Redis connection errors with bounded backoff; return its value."""
-    backoff = Backoff(budget_s)
+def with_reconnect(operation: Callable[[], T], what: str, budget_s: float, *, announce: bool = True) -> T:
+    """Run `operation`, retrying on Redis connection errors with bounded backoff; return its value.
+
+    `announce=False` retries without a warning per attempt (a command's first connection: it prints
+    one line if the budget runs out).
+    """
+    backoff = Backoff(budget_s, announce=announce)
     while True:
         try:
             value = operation()

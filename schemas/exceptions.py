@@ -1,17 +1,33 @@
 """The project's error tree. Retry-worthy and permanent failures are different types."""
 
+from collections.abc import Sequence
+
 
 class BtqError(Exception):
     """Root of every error bettertogether-queue raises on purpose."""
 
 
 class JobValidationError(BtqError, ValueError):
-    """Raised when a submitted job is refused; nothing was enqueued. `field` names the culprit."""
+    """Raised when a submitted job is refused; nothing was enqueued. `field` names the culprit.
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
+    A spec wrong in several places is refused once with all of them: `errors` lists every
+    (field, message) pair, `field` is the first and `message` carries the others after it, so
+    `f"{field}: {message}"` (what the CLI and the intake's submission status show) reads them all.
+    """
+
+    def __init__(self, field: str, message: str, more: Sequence[tuple[str, str]] = ()) -> None:
+        self.errors = [(field, message), *more]
+        rest = "; ".join(f"{f}: {m}" if f else m for f, m in more)
+        full = f"{message}; {rest}" if rest else message
+        super().__init__(f"{field}: {full}" if field else full)
         self.field = field
-        self.message = message
+        self.message = full
+
+    @classmethod
+    def of(cls, errors: Sequence[tuple[str, str]]) -> "JobValidationError":
+        """Return one error carrying every (field, message) pair of `errors` (at least one)."""
+        (field, message), *more = errors
+        return cls(field, message, more)
 
 
 class DecodeError(BtqError, ValueError):

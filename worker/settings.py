@@ -1,11 +1,26 @@
 """Worker settings: built once at the worker's entry point and passed in, env prefix `BTQ_`."""
 
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from btq.schemas.broker import DEFAULT_CONSUMER_TIMEOUT_S
+
+
+def default_artifact_dir() -> str:
+    """Return the per-user data directory artifacts go to by default: `$XDG_DATA_HOME/btq/artifacts`.
+
+    Not the working directory: a worker started in a checkout would write into it, and workers started in
+    different directories would silently not share fine-tunes. Workers on several hosts need a shared
+    store (`s3://...`, or a directory on a mount all of them see).
+    """
+    data_home = os.environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(data_home):  # the XDG spec: a relative value is ignored
+        data_home = str(Path.home() / ".local" / "share")
+    return str(Path(data_home) / "btq" / "artifacts")
 
 
 class LMRateLimit(BaseModel):
@@ -39,8 +54,9 @@ class WorkerSettings(BaseSettings):
         description="Modules defining `register(registry)`; imported at worker start, like Celery imports",
     )
     artifact_dir: str = Field(
-        default=".btq/artifacts",
-        description="Shared artifact store: a directory every worker reaches, s3://bucket/prefix (any S3-compatible store), or another fsspec URL",
+        default_factory=default_artifact_dir,
+        description="Shared artifact store: a directory every worker reaches, s3://bucket/prefix (any S3-compatible "
+        "store), or another fsspec URL; default $XDG_DATA_HOME/btq/artifacts (~/.local/share/btq/artifacts)",
     )
     step_soft_time_limit_s: float = 6 * 3600
     step_time_limit_s: float = 6 * 3600 + 300

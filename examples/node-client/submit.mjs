@@ -3,8 +3,11 @@
 // and print the best candidate. Uses nothing but Redis commands (XADD, GET, XREAD): no Python, no Celery.
 //
 //   node submit.mjs [job.json] [--submission-id ID] [--redis redis://host:6379/0] [--timeout-s 600]
+//                   [--reconnect-budget-s 120]
 //
-// Exit status: 0 succeeded, 1 failed or timed out, 2 rejected (the field-named error is printed).
+// Exit status, as `btq`'s: 0 succeeded, 1 failed or cancelled, 2 rejected (the field-named error is printed)
+// or an unreadable job file, 5 Redis unreachable for longer than the reconnect budget (the first connection
+// included; BTQ_REDIS_RECONNECT_BUDGET_S, default 120 s), 6 timed out.
 import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { createClient } from "redis";
@@ -13,6 +16,25 @@ const INTAKE = "btq:intake"; // schemas/keys.py INTAKE
 const submissionKey = (id) => `btq:submission:${id}`;
 const jobKey = (id, part) => `btq:job:${id}:${part}`;
 const TERMINAL = new Set(["job.succeeded", "job.failed", "job.cancelled"]);
+const EXIT = { ok: 0, notSucceeded: 1, badInput: 2, unreachable: 5, timeout: 6 };
+
+class ExitError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// The URL as it may be shown: a password becomes *** (the same as `btq` prints).
+function redacted(url) {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparseable Redis URL)";
+  }
+}
 
 function parseArgs(argv) {
   const opts = {
@@ -20,12 +42,14 @@ function parseArgs(argv) {
     submissionId: `node-${randomUUID()}`,
     redis: process.env.BTQ_REDIS_URL ?? "redis://127.0.0.1:6379/0",
     timeoutS: 600,
+    reconnectBudgetS: Number(process.env.BTQ_REDIS_RECONNECT_BUDGET_S ?? 120),
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--submission-id") opts.submissionId = argv[++i];
     else if (arg === "--redis") opts.redis = argv[++i];
     else if (arg === "--timeout-s") opts.timeoutS = Number(argv[++i]);
+    else if (arg === "--reconnect-budget-s") opts.reconnectBudgetS = Number(argv[++i]);
     else opts.job = arg;
   }
   return opts;
@@ -39,7 +63,7 @@ async function waitForOutcome(client, submissionId, deadline) {
     if (raw !== null) return JSON.parse(raw);
     await sleep(200);
   }
-  throw new Error(`no intake handled submission ${submissionId} in time (is \`btq intake\` running?)`);
+  throw new ExitError(EXIT.timeout, `no intake handled submission ${submissionId} in time (is \`btq intake\` running?)`);
 }
 
 // A stream entry may have been written by anyone: one that is not an event (no `event` field, not JSON,
@@ -79,44 +103,92 @@ async function followToEnd(client, jobId, deadline) {
       }
     }
   }
-  throw new Error(`job ${jobId} did not finish in time`);
+  throw new ExitError(EXIT.timeout, `job ${jobId} did not finish in time`);
+}
+
+// Reconnects with capped backoff while Redis is away, and gives up once it has been unreachable for longer
+// than the budget (from the first failure, the first connection included): the pending command then fails
+// and the client exits 5 with one line instead of retrying forever.
+function connectWithin(url, budgetS) {
+  let since = null;
+  let lastError = null;
+  const client = createClient({
+    url,
+    socket: {
+      reconnectStrategy: (retries, cause) => {
+        lastError = cause;
+        since ??= Date.now();
+        if (Date.now() - since > budgetS * 1000) return false; // stop: connect() and pending commands reject
+        return Math.min(200 * 2 ** retries, 5000);
+      },
+    },
+  });
+  client.on("error", (err) => {
+    lastError = err;
+    since ??= Date.now();
+  });
+  client.on("ready", () => {
+    since = null;
+  });
+  const unreachable = () => {
+    const why = (lastError?.code === "ECONNREFUSED" ? "connection refused" : lastError?.message) ?? "unreachable";
+    return new ExitError(EXIT.unreachable, `cannot reach Redis at ${redacted(url)}: ${why}`);
+  };
+  return { client, unreachable };
 }
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const job = readFileSync(opts.job, "utf8");
-  const client = createClient({ url: opts.redis });
-  client.on("error", (err) => console.error("redis:", err.message));
-  await client.connect();
+  let job;
   try {
-    const deadline = Date.now() + opts.timeoutS * 1000;
-    // The whole submission: one stream entry with the job JSON and an id we choose (idempotent retries).
-    const entryId = await client.xAdd(INTAKE, "*", { job, submission_id: opts.submissionId });
-    console.log(`submitted ${opts.submissionId} as entry ${entryId}`);
-    const outcome = await waitForOutcome(client, opts.submissionId, deadline);
-    if (outcome.state === "rejected") {
-      console.error(`rejected: ${outcome.field ? `${outcome.field}: ` : ""}${outcome.message}`);
-      return 2;
-    }
-    console.log(`accepted as job ${outcome.job_id}`);
-    const last = await followToEnd(client, outcome.job_id, deadline);
-    const result = JSON.parse(await client.get(jobKey(outcome.job_id, "result")));
-    const best = result.best;
-    console.log(`result ${result.state}, ${result.candidates.length} candidates`);
-    if (best) {
-      console.log(`best candidate: strategy "${best.strategy || "baseline"}" score ${best.score} (step ${best.step_index})`);
-      console.log(JSON.stringify({ job_id: outcome.job_id, best }));
-    }
-    return last.type === "job.succeeded" ? 0 : 1;
+    job = readFileSync(opts.job, "utf8");
+  } catch (err) {
+    throw new ExitError(EXIT.badInput, `cannot use ${opts.job instanceof URL ? opts.job.pathname : opts.job}: ${err.code ?? err.message}`);
+  }
+  const { client, unreachable } = connectWithin(opts.redis, opts.reconnectBudgetS);
+  try {
+    await client.connect();
+  } catch {
+    throw unreachable();
+  }
+  try {
+    return await run(client, opts, job);
+  } catch (err) {
+    if (!client.isReady && !(err instanceof ExitError)) throw unreachable();
+    throw err;
   } finally {
-    await client.quit();
+    if (client.isOpen) await client.quit().catch(() => {});
   }
 }
+
+async function run(client, opts, job) {
+  const deadline = Date.now() + opts.timeoutS * 1000;
+  // The whole submission: one stream entry with the job JSON and an id we choose (idempotent retries).
+  const entryId = await client.xAdd(INTAKE, "*", { job, submission_id: opts.submissionId });
+  console.log(`submitted ${opts.submissionId} as entry ${entryId}`);
+  const outcome = await waitForOutcome(client, opts.submissionId, deadline);
+  if (outcome.state === "rejected") {
+    console.error(`rejected: ${outcome.field ? `${outcome.field}: ` : ""}${outcome.message}`);
+    return EXIT.badInput;
+  }
+  console.log(`accepted as job ${outcome.job_id}`);
+  const last = await followToEnd(client, outcome.job_id, deadline);
+  const result = JSON.parse(await client.get(jobKey(outcome.job_id, "result")));
+  const best = result.best;
+  console.log(`result ${result.state}, ${result.candidates.length} candidates`);
+  if (best) {
+    console.log(`best candidate: strategy "${best.strategy || "baseline"}" score ${best.score} (step ${best.step_index})`);
+    console.log(JSON.stringify({ job_id: outcome.job_id, best }));
+  }
+  return last.type === "job.succeeded" ? EXIT.ok : EXIT.notSucceeded;
+}
+
+
 
 main().then(
   (code) => process.exit(code),
   (err) => {
     console.error(err.message);
-    process.exit(1);
+    process.exit(err instanceof ExitError ? err.code : EXIT.notSucceeded);
   },
 );

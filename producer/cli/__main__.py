@@ -2,6 +2,6 @@
 
 import sys
 
-from btq.producer.cli.commands import main
+from btq.producer.cli.main import main
 
 sys.exit(main())

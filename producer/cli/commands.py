@@ -1,22 +1,44 @@
 """`btq`: run workers, submit, watch, read results, cancel, export schemas, run the demo."""
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from btq.producer.cli.exit_codes import ExitCode
+from btq.producer.cli.failures import redacted_url
 from btq.producer.client import JobClient
 from btq.producer.fleet.liveness import live_workers
 from btq.producer.fleet.worker_command import worker_argv, worker_extra_missing
+from btq.producer.reconnect import INFRA_ERRORS, with_reconnect
 from btq.producer.settings import ProducerSettings
-from btq.producer.terminal.render import result_table, show_live
-from btq.schemas.exceptions import BtqError, FleetUnavailableError, JobNotFoundError, JobValidationError
-from btq.schemas.export import EXPORTED, json_schema_text
+from btq.producer.terminal.render import final_line, result_table, show_live
+from btq.schemas.exceptions import FleetUnavailableError, JobValidationError
+from btq.schemas.export import json_schema_text
+from btq.schemas.result import JobResult, JobState, JobStatus
+from btq.schemas.saved_program import manifest_path, saved_program
 
 
 def _client() -> JobClient:
-    return JobClient(ProducerSettings())
+    """Return a client whose Redis answered, retrying within BTQ_REDIS_RECONNECT_BUDGET_S (then it raises)."""
+    settings = ProducerSettings()
+    client = JobClient(settings)
+    budget_s = settings.redis_reconnect_budget_s
+    url = redacted_url(settings.redis_url)
+    if sys.stderr.isatty() and budget_s > 0:  # a person waiting is told why; a script gets one line at the end
+        try:
+            client.redis.ping()
+            return client
+        except INFRA_ERRORS:
+            print(f"waiting for Redis at {url} (up to {budget_s:.0f} s, BTQ_REDIS_RECONNECT_BUDGET_S)", file=sys.stderr)
+    with_reconnect(client.redis.ping, f"connecting to {url}", budget_s, announce=False)
+    return client
+
+
+def _read_job(path: str) -> bytes:
+    """Return a job file's bytes (`-`: standard input); an unreadable path raises OSError naming it."""
+    return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -38,15 +60,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit a job file (JSON); with --wait, watch it and print the result."""
-    text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+    text = _read_job(args.file)
     client = _client()
     if args.wait:
         require_live_worker(client)
     job_id = client.submit(text)
     if not args.wait:
-        print(job_id)
-        return 0
-    return _watch(client, job_id, args.timeout, as_json=args.json)
+        print(json.dumps({"job_id": job_id}) if args.json else job_id)
+        return ExitCode.OK
+    return _watch(client, job_id, args.timeout, as_json=args.json, strict=args.strict)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -54,7 +76,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     client = _client()
     if not client.status(args.job_id).state.is_final:  # an unknown id raises JobNotFoundError here
         require_live_worker(client)
-    return _watch(client, args.job_id, args.timeout, as_json=args.json)
+    return _watch(client, args.job_id, args.timeout, as_json=args.json, strict=args.strict)
 
 
 def require_live_worker(client: JobClient) -> None:
@@ -66,7 +88,7 @@ def require_live_worker(client: JobClient) -> None:
         )
 
 
-def _watch(client: JobClient, job_id: str, timeout_s: float, *, as_json: bool) -> int:
+def _watch(client: JobClient, job_id: str, timeout_s: float, *, as_json: bool, strict: bool) -> int:
     if as_json:
         for event in client.follow(job_id, timeout_s):
             print(event.model_dump_json(), flush=True)
@@ -76,7 +98,17 @@ def _watch(client: JobClient, job_id: str, timeout_s: float, *, as_json: bool) -
     if result is not None and not as_json:
         print()
         result_table(result)
-    return 0 if result is not None and result.state.value == "succeeded" else 1
+        print(final_line(result))
+    return outcome_code(result, strict=strict)
+
+
+def outcome_code(result: JobResult | None, *, strict: bool) -> int:
+    """Return the exit code of a job's outcome: 0 succeeded, 1 not, 7 a step failed under `--strict`."""
+    if result is None or result.state is not JobState.SUCCEEDED:
+        return ExitCode.JOB_NOT_SUCCEEDED
+    if strict and result.failed_steps:
+        return ExitCode.STEP_FAILED
+    return ExitCode.OK
 
 
 def cmd_result(args: argparse.Namespace) -> int:
@@ -84,46 +116,92 @@ def cmd_result(args: argparse.Namespace) -> int:
     result = _client().result(args.job_id)
     if result is None:
         print(f"job {args.job_id} has no result yet", file=sys.stderr)
-        return 3
+        return ExitCode.NOT_FOUND
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
         result_table(result)
-    return 0
+        print(final_line(result))
+    return outcome_code(result, strict=True) if args.strict else ExitCode.OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print a job's state and progress."""
-    status = _client().status(args.job_id)
-    print(
-        status.model_dump_json(indent=2)
-        if args.json
-        else f"{status.job_id}: {status.state.value}, {status.steps_done}/{status.steps_total} steps"
-    )
-    return 0
+    """Print a job's state and progress (`succeeded, 1 step failed` when a step failed)."""
+    client = _client()
+    status = client.status(args.job_id)
+    result = client.result(args.job_id) if status.state.is_final else None
+    if args.json:
+        data = status.model_dump(mode="json")
+        if result is not None:  # the same words `btq jobs` and the dashboard show
+            data.update(state_label=result.state_label, failed_steps=result.failed_steps)
+        print(json.dumps(data, indent=2))
+    else:
+        print(status_line(status, result))
+    if args.strict and status.state.is_final:
+        return outcome_code(result, strict=True)
+    return ExitCode.OK
+
+
+def status_line(status: JobStatus, result: JobResult | None) -> str:
+    """Return `btq status`'s line: `<id>: succeeded, 1 step failed, 2/3 steps`."""
+    label = result.state_label if result is not None else status.state.value
+    return f"{status.job_id}: {label}, {status.steps_done}/{status.steps_total} steps"
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Request cancellation of a job."""
     accepted = _client().cancel(args.job_id)
     print("cancel requested" if accepted else "job already ended")
-    return 0 if accepted else 1
+    return ExitCode.OK if accepted else ExitCode.JOB_NOT_SUCCEEDED
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a finished job's candidates on a registered dataset split (a held-out test set)."""
     client = _client()
-    report = client.evaluate(args.job_id, args.dataset, args.split, timeout_s=args.timeout)
+    evaluation = client.evaluate(args.job_id, args.dataset, args.split, timeout_s=args.timeout)
     if args.json:
-        print(report.model_dump_json(indent=2))
+        print(evaluation.model_dump_json(indent=2))
     else:
         result = client.result(args.job_id)
         assert result is not None  # evaluate() refuses jobs without a result
-        result_table(result, held_out=report)
-    if report.error:
-        print(f"evaluation failed: {report.error.type}: {report.error.message}", file=sys.stderr)
-        return 1
-    return 0
+        result_table(result, held_out=evaluation)
+    if evaluation.error:
+        print(f"evaluation failed: {evaluation.error.type}: {evaluation.error.message}", file=sys.stderr)
+        return ExitCode.JOB_NOT_SUCCEEDED
+    return ExitCode.OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a finished job's program as dspy's saved-program JSON (Module.load reads it), a manifest beside it."""
+    client = _client()
+    result = client.result(args.job_id)
+    if result is None:
+        print(f"job {args.job_id} has no result yet", file=sys.stderr)
+        return ExitCode.NOT_FOUND
+    count = len(result.candidates)
+    if args.rank is not None and not 1 <= args.rank <= count:
+        print(f"cannot export: --rank {args.rank}: job {args.job_id} has ranks 1..{count}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    rank = None if args.rank is None else args.rank - 1  # `btq result` numbers ranks from 1
+    try:
+        saved = saved_program(result, client.spec(args.job_id), rank=rank, strategy=args.strategy)
+    except JobValidationError as exc:
+        print(f"cannot export: {exc}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    if args.output == "-":
+        sys.stdout.write(saved.program_json())
+        return ExitCode.OK
+    path = Path(args.output or f"{args.job_id}.json")
+    if path.suffix != ".json":
+        print(f"cannot use {path}: dspy's Module.load reads a .json path", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    manifest = manifest_path(path)
+    path.write_text(saved.program_json())
+    manifest.write_text(saved.manifest_json())
+    m = saved.manifest
+    score = "-" if m.score is None else f"{m.score:.2f}"
+    print(f"wrote {path} and {manifest}: {m.strategy or '(baseline)'}, score {score}, program {m.program}")
+    return ExitCode.OK
 
 
 def cmd_intake(args: argparse.Namespace) -> int:
@@ -138,14 +216,14 @@ def cmd_workers(args: argparse.Namespace) -> int:
     from btq.producer.cli.workers import print_workers
 
     print_workers(_client().fleet.workers(with_running=True), sys.stdout, as_json=args.json)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     """List jobs newest first (`--state` filters; `--json` for JSON)."""
     from btq.producer.cli.jobs_table import print_jobs
 
-    return print_jobs(_client().redis, state=args.state, limit=args.limit, as_json=args.json)
+    return print_jobs(_client().redis, state=args.state, limit=args.limit, as_json=args.json, strict=args.strict)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -197,95 +275,3 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from btq.producer.cli.compare_command import run_compare
 
     return run_compare(args)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of `btq`."""
-    parser = argparse.ArgumentParser(prog="btq", description="Distributed dspy.BetterTogether on Celery + Redis")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def add(name: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=(fn.__doc__ or "").strip().splitlines()[0])
-        p.set_defaults(fn=fn)
-        return p
-
-    w = add("worker", cmd_worker)
-    w.add_argument("--concurrency", "-c", type=int, default=1)
-    w.add_argument("--loglevel", "-l", default="info")
-    w.add_argument("--pool", default="prefork")
-    w.add_argument("--name", "-n", default=None)
-    w.add_argument(
-        "--events", "-E", action="store_true", help="send Celery task events (for Flower); or BTQ_WORKER_SEND_EVENTS"
-    )
-    s = add("submit", cmd_submit)
-    s.add_argument("file", help="job JSON file, or - for standard input")
-    s.add_argument("--wait", action="store_true")
-    for name, fn in (
-        ("watch", cmd_watch),
-        ("result", cmd_result),
-        ("status", cmd_status),
-        ("cancel", cmd_cancel),
-    ):
-        p = add(name, fn)
-        p.add_argument("job_id")
-        if name != "cancel":
-            p.add_argument("--json", action="store_true")
-    for p in (s, sub.choices["watch"]):
-        p.add_argument("--timeout", type=float, default=24 * 3600, help="seconds to wait at most")
-    s.add_argument("--json", action="store_true", help="print events as JSON lines")
-    ev = add("evaluate", cmd_evaluate)
-    ev.add_argument("job_id")
-    ev.add_argument("--dataset", required=True)
-    ev.add_argument("--split", required=True)
-    ev.add_argument("--timeout", type=float, default=3600)
-    ev.add_argument("--json", action="store_true")
-    add("intake", cmd_intake)
-    add("workers", cmd_workers).add_argument("--json", action="store_true")
-    j = add("jobs", cmd_jobs)
-    j.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
-    j.add_argument("--limit", type=int, default=50)
-    j.add_argument("--json", action="store_true")
-    db = add("dashboard", cmd_dashboard)
-    db.add_argument("--host", default=None, help="bind address (default BTQ_DASHBOARD_HOST, 127.0.0.1)")
-    db.add_argument("--port", type=int, default=None, help="port (default BTQ_DASHBOARD_PORT, 8750)")
-    ml = add("mlflow", cmd_mlflow)
-    ml.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"), help="default MLFLOW_TRACKING_URI")
-    ml.add_argument("--experiment", default="btq", help="MLflow experiment the job runs go to")
-    ml.add_argument("--once", action="store_true", help="log the events in the stream now, then exit")
-    sc = add("schema", cmd_schema)
-    sc.add_argument("name", nargs="?", choices=sorted(EXPORTED))
-    d = add("demo", cmd_demo)
-    d.add_argument("--timeout", type=float, default=3600)
-    d.add_argument("--strategy", default="p -> w -> p")
-    d.add_argument(
-        "--model",
-        choices=["local", "simulated"],
-        default="local",
-        help="local: SmolLM2-135M on llama.cpp, fine-tuned on CPU; simulated: the deterministic LM",
-    )
-    d.add_argument("--dashboard-port", type=int, default=8750, help="serve the dashboard here during the demo (0: any)")
-    d.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard during the demo")
-    from btq.producer.cli.compare_command import add_arguments as add_compare_arguments
-
-    add_compare_arguments(add("compare", cmd_compare))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `btq` console script."""
-    args = build_parser().parse_args(argv)
-    try:
-        code: int = args.fn(args)
-    except JobValidationError as exc:
-        print(f"invalid job: {exc}", file=sys.stderr)
-        return 2
-    except JobNotFoundError as exc:
-        print(f"unknown job id: {exc}", file=sys.stderr)
-        return 3
-    except FleetUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 4
-    except BtqError as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    return code

@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=sorted(DEMOS), default="local", help="which demo job to compare on")
     parser.add_argument("--spec", help="a job JSON file to compare on instead of the demo job")
     parser.add_argument("--held-out", default=None, help="DATASET:SPLIT to score final programs on")
-    parser.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES))
+    parser.add_argument(
+        "--strategies", nargs="+", default=list(DEFAULT_STRATEGIES), help="strategies to compare, one job each"
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker pool processes to start here (0: use the fleet already serving BTQ_REDIS_URL)",
     )
     parser.add_argument("--out", default="bench/results", help="directory for the JSON rows and the SVG chart")
-    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds each job may take at most")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
 
 

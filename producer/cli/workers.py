@@ -30,9 +30,10 @@ def workers_json(workers: list[LiveWorker]) -> list[dict[str, Any]]:
 
 
 def print_workers(workers: list[LiveWorker], out: TextIO, *, as_json: bool = False) -> None:
-    """Print the live workers: a short block per worker, or JSON."""
+    """Print the live workers: a short block per worker, or JSON Lines (one worker per line, as every list)."""
     if as_json:
-        out.write(json.dumps(workers_json(workers), indent=2) + "\n")
+        for record in workers_json(workers):
+            out.write(json.dumps(record) + "\n")
         return
     if not workers:
         out.write("no live workers\n")

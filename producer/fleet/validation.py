@@ -4,6 +4,7 @@ Everything is checked before anything is enqueued; each error names the field. T
 dspy.BetterTogether.compile()'s own (in `btq.schemas.job`) plus those only the registry can answer.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,15 +26,25 @@ def parse_spec(data: dict[str, Any] | str | bytes) -> JobSpec:
             return JobSpec.model_validate_json(data)
         return JobSpec.model_validate(data)
     except ValidationError as exc:
-        # Of the alternatives a union tried, the deepest error is the one the sender meant.
-        errors = sorted(exc.errors(), key=lambda e: -len(_field_path(e["loc"])))
-        first = errors[0]
-        field = ".".join(_field_path(first["loc"]))
-        message = first["msg"].removeprefix("Value error, ")
+        raise JobValidationError.of(_field_errors(exc)) from exc
+
+
+def _field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """Return one (field, message) per top-level field pydantic refused, in the order it found them.
+
+    Of the alternatives a union tried for one field, the deepest error is the one the sender meant.
+    """
+    deepest: dict[str, tuple[str, str, int]] = {}
+    for error in exc.errors():
+        path = _field_path(error["loc"])
+        field = ".".join(path)
+        message = error["msg"].removeprefix("Value error, ")
         if not field and ": " in message:
             field, message = message.split(": ", 1)
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise JobValidationError(field, message + more) from exc
+        top = field.split(".", 1)[0]
+        if top not in deepest or len(path) > deepest[top][2]:
+            deepest[top] = (field, message, len(path))
+    return [(field, message) for field, message, _ in deepest.values()]
 
 
 def cycle_path(value: object) -> str | None:
@@ -65,22 +76,34 @@ def _field_path(loc: tuple[int | str, ...]) -> list[str]:
 
 
 def validate_against(spec: JobSpec, manifest: RegistryManifest, max_examples: int) -> None:
-    """Raise JobValidationError for anything the fleet cannot run."""
-    _known("program.name", spec.program.name, manifest.programs)
-    _known("metric", spec.metric, manifest.metrics)
+    """Raise JobValidationError for anything the fleet cannot run (every refused field at once)."""
+    errors: list[tuple[str, str]] = []
+
+    def check(run: Callable[..., object], *args: Any) -> bool:
+        try:
+            run(*args)
+        except JobValidationError as exc:
+            errors.extend(e for e in exc.errors if e not in errors)
+            return False
+        return True
+
+    check(_check_program, "program", spec.program, manifest)
+    check(_known, "metric", spec.metric, manifest.metrics)
     if isinstance(spec.lm, str):
-        _known("lm", spec.lm, manifest.lms)
+        check(_known, "lm", spec.lm, manifest.lms)
     for i, teacher in enumerate(spec.teachers()):
-        _check_program("teacher" if not isinstance(spec.teacher, list) else f"teacher.{i}", teacher, manifest)
-    _check_program("program", spec.program, manifest)
-    _check_examples("trainset", spec.trainset, spec, manifest, max_examples)
+        check(_check_program, "teacher" if not isinstance(spec.teacher, list) else f"teacher.{i}", teacher, manifest)
+    check(_check_examples, "trainset", spec.trainset, spec, manifest, max_examples)
     if spec.valset is not None:
-        _check_examples("valset", spec.valset, spec, manifest, max_examples)
-    classes = _optimizer_classes(spec, manifest)
-    for key, opt in spec.optimizers.items():
-        _check_optimizer_kwargs(f"optimizers.{key}", opt.kwargs, classes[key], manifest)
-    for key, args in (spec.optimizer_compile_args or {}).items():
-        _check_compile_args(key, args, classes[key], spec, manifest, max_examples)
+        check(_check_examples, "valset", spec.valset, spec, manifest, max_examples)
+    classes: dict[str, str] = {}
+    if check(lambda: classes.update(_optimizer_classes(spec, manifest))):
+        for key, opt in spec.optimizers.items():
+            check(_check_optimizer_kwargs, f"optimizers.{key}", opt.kwargs, classes[key], manifest)
+        for key, args in (spec.optimizer_compile_args or {}).items():
+            check(_check_compile_args, key, args, classes[key], spec, manifest, max_examples)
+    if errors:
+        raise JobValidationError.of(errors)
 
 
 def _known(field: str, name: str, entries: dict[str, Any] | list[str]) -> None:

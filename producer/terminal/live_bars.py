@@ -2,7 +2,9 @@
 
 A step's bar fills when it ends; a fine-tune inside it gets a nested bar (steps, loss, ETA) and a
 sharded evaluation one (shards done). Every column is cut with an ellipsis, so no line is wider than
-the terminal, however long a strategy, worker name or error is.
+the terminal, however long a strategy, worker name or error is. When the bars would outgrow the
+terminal's height, the oldest finished steps fold into one `N finished steps` line, so the running step
+stays in view on an 80x24 terminal however long the strategy (the result table lists every step after).
 """
 
 from collections.abc import Iterable
@@ -45,11 +47,15 @@ def _eta(detail: dict[str, Any]) -> str:
 class LiveBars:
     """Turns a job's events into bars on one rich Progress."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, max_rows: int | None = None) -> None:
         self.progress = progress
+        self.max_rows = max_rows
         self.job: TaskID | None = None
+        self.folded: TaskID | None = None
         self.steps: dict[int, TaskID] = {}
         self.nested: dict[tuple[int, str], TaskID] = {}
+        self.finished: list[int] = []
+        self.folded_count = 0
 
     def _step(self, event: JobEvent) -> TaskID:
         index = event.step_index or 0
@@ -65,12 +71,17 @@ class LiveBars:
         return self.nested[key]
 
     def handle(self, event: JobEvent) -> None:
-        """Update the bars for one event."""
+        """Update the bars for one event, then fold finished steps if the bars outgrew the terminal."""
+        self._update(event)
+        self._fit()
+
+    def _update(self, event: JobEvent) -> None:
         kind = event.type
         if kind is EventType.JOB_SUBMITTED:
             self.job = self.progress.add_task(
                 "job", total=event.steps_total + 1, status=f"seed {event.detail.get('seed')}"
             )
+            self.folded = self.progress.add_task("", total=None, status="", visible=False)
         elif kind is EventType.STEP_STARTED:
             attempt = f" (attempt {event.attempt})" if event.attempt and event.attempt > 1 else ""
             self.progress.update(self._step(event), status=f"running on {event.worker}{attempt}")
@@ -85,11 +96,35 @@ class LiveBars:
                     self.progress.stop_task(task)
             if self.job is not None:
                 self.progress.advance(self.job)
+            self.finished.append(event.step_index or 0)
         elif kind is EventType.CANCEL_REQUESTED and self.job is not None:
             self.progress.update(self.job, status="cancel requested")
         elif kind.is_terminal and self.job is not None:
-            best = f"best {event.strategy!r} {event.score}" if event.strategy is not None else "no candidate"
-            self.progress.update(self.job, status=f"{kind.value}: {best}")
+            name = (f"'{event.strategy}'" if event.strategy else "(baseline)") if event.strategy is not None else ""
+            best = f"best {name} {event.score}" if event.strategy is not None else "no candidate"
+            flagged = event.detail.get("flag_compilation_error_occurred") and kind is EventType.JOB_SUCCEEDED
+            self.progress.update(self.job, status=f"{kind.value}{', 1 step failed' if flagged else ''}: {best}")
+
+    def _fit(self) -> None:
+        """Fold the oldest finished steps (and their nested bars) into one line while the bars are too tall."""
+        if self.max_rows is None or self.folded is None:
+            return
+        while sum(1 for t in self.progress.tasks if t.visible) > self.max_rows and len(self.finished) > 1:
+            index = self.finished.pop(0)
+            for (nested_index, _), task in self.nested.items():
+                if nested_index == index:
+                    self.progress.update(task, visible=False)
+            self.progress.update(self.steps[index], visible=False)
+            self.folded_count += 1
+            status = next(t.fields.get("status", "") for t in self.progress.tasks if t.id == self.steps[index])
+            self.progress.update(
+                self.folded,
+                visible=True,
+                description=f"{self.folded_count} finished steps",
+                total=self.folded_count,
+                completed=self.folded_count,
+                status=f"last: {status}",
+            )
 
     def _progress(self, event: JobEvent) -> None:
         index, detail = event.step_index or 0, event.detail
@@ -112,7 +147,8 @@ def show_bars(events: Iterable[JobEvent], out: TextIO) -> None:
     console = Console(file=out, force_terminal=True)
     failures: list[JobEvent] = []
     with new_progress(console) as progress:
-        bars = LiveBars(progress)
+        # Rows left for bars: the terminal's height less the line rich keeps for its cursor and a margin.
+        bars = LiveBars(progress, max_rows=max(3, console.size.height - 2))
         for event in events:
             bars.handle(event)
             if event.error is not None:

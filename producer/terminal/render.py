@@ -45,10 +45,24 @@ def _finished_step(event: JobEvent) -> str:
 
 
 def _finished_job(event: JobEvent) -> str:
-    best = f"best '{event.strategy}' score {event.score}" if event.strategy is not None else "no candidate"
+    best = f"best {_name(event.strategy)} score {event.score}" if event.strategy is not None else "no candidate"
     flagged = event.detail.get("flag_compilation_error_occurred")
-    flag = "  (a step failed: flag_compilation_error_occurred)" if flagged else ""
-    return f"{event.type.value}: {best}{flag}"
+    # The same words as JobResult.state_label: a job whose step crashed never reads as a plain success.
+    state = (
+        f"{event.type.value}, 1 step failed" if flagged and event.type is EventType.JOB_SUCCEEDED else event.type.value
+    )
+    return f"{state}: {best}"
+
+
+def _name(strategy: str) -> str:
+    return f"'{strategy}'" if strategy else "(baseline)"
+
+
+def final_line(result: JobResult) -> str:
+    """Return the last line `watch` and `submit --wait` print: `job <id>: succeeded, 1 step failed; best ...`."""
+    best = result.best
+    shown = f"best {_name(best.strategy)} score {_score(best.score)}" if best is not None else "no candidate"
+    return f"job {result.job_id}: {result.state_label}; {shown}"
 
 
 def _submitted(event: JobEvent) -> str:
@@ -141,7 +155,7 @@ def result_table(result: JobResult, out: TextIO = sys.stdout, held_out: Evaluati
     def emit(line: str) -> None:
         print(line if width is None or len(line) <= width else line[: width - 1] + "…", file=out)
 
-    emit(f"job {result.job_id}: {result.state.value}")
+    emit(f"job {result.job_id}: {result.state_label}")
     emit(f"strategy '{result.strategy}', seed {result.seed}")
     if result.flag_compilation_error_occurred and result.error:
         emit(f"flag_compilation_error_occurred: {result.error.type}: {result.error.message}")

@@ -91,7 +91,7 @@ def test_workers_api_and_cli_survive_malformed_events_and_worker_records(fleet: 
             check=False,
         )
         assert done.returncode == 0, done.stderr[-2000:]
-        listed = {w["name"] for w in json.loads(done.stdout)}
+        listed = {w["name"] for w in map(json.loads, done.stdout.splitlines())}
         assert wa in listed and not listed & {"notjson@x", "types@x", "list@x"}
         assert "notjson@x" in done.stderr and "junk-task" in done.stderr
     finally:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from btq.producer.cli.commands import main
+from btq.producer.cli.main import main
 from btq.producer.client import JobClient
 from btq.producer.dashboard import compare_view
 from btq.producer.dashboard.job_list import JobList

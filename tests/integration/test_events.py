@@ -63,7 +63,10 @@ def test_cancel_stops_the_job_and_keeps_candidates_so_far(client: JobClient) -> 
     assert {c.step_index for c in result.candidates} >= {0, 1}
     assert len(result.candidates) < 7
     assert client.cancel(job_id) is False
-    assert client.status(job_id).state.value == "cancelled"
+    status = client.status(job_id)
+    assert status.state.value == "cancelled"
+    # It counts the steps that ran (`cancelled, 2/6 steps`), not those cancelled or skipped after.
+    assert status.steps_done == max(c.step_index for c in result.candidates) < status.steps_total
 
 
 def test_finetuning_reports_progress_events_inside_its_step(client: JobClient) -> None:

@@ -101,7 +101,7 @@ def test_btq_workers_lists_each_worker_with_what_it_registered(hetero: Fleet) ->
         timeout=60,
         check=True,
     )
-    listed = {w["name"].split("@")[0]: w for w in json.loads(out.stdout)}
+    listed = {w["name"].split("@")[0]: w for w in map(json.loads, out.stdout.splitlines())}
     assert set(listed) == {"ha", "hb"}
     assert "b.qa" in listed["hb"]["registered"]["programs"]
     assert "b.qa" not in listed["ha"]["registered"]["programs"]

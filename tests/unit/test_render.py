@@ -101,3 +101,43 @@ def test_terminal_bars_never_exceed_80_columns_and_show_loss_eta_and_shards() ->
     assert "└ evaluate" in final and "8/8" in final
     assert "FAILED" in final and "job" in final
     assert "RuntimeError:" in final and sum(line == "x" * 80 for line in lines) >= 2  # the whole error, wrapped
+
+
+def _rendered_rows(bars_events: list[JobEvent], max_rows: int | None) -> list[str]:
+    """Feed events to LiveBars on an 80x24 console and return the rows one refresh draws."""
+    from rich.console import Console
+
+    from btq.producer.terminal.live_bars import LiveBars, new_progress
+
+    console = Console(file=io.StringIO(), width=80, height=24, force_terminal=True, color_system=None)
+    progress = new_progress(console)
+    bars = LiveBars(progress, max_rows=max_rows)
+    for e in bars_events:
+        bars.handle(e)
+    with console.capture() as captured:
+        console.print(progress.get_renderable())
+    return captured.get().splitlines()
+
+
+def test_at_80x24_finished_steps_fold_so_the_running_step_stays_in_view() -> None:
+    steps = [f"s{i}" for i in range(1, 31)]
+    strategy = " -> ".join(steps)
+    events = [event(EventType.JOB_SUBMITTED, strategy=strategy, seed=1)]
+    for index in range(30):
+        prefix = " -> ".join(steps[:index])
+        events += [event(EventType.STEP_STARTED, index, prefix), event(EventType.STEP_SUCCEEDED, index, prefix)]
+    events += [event(EventType.STEP_STARTED, 30, "s30 running"), finetune(30, 5)]
+    events = [e.model_copy(update={"steps_total": 30}) for e in events]
+
+    unfolded = _rendered_rows(events, max_rows=None)
+    assert len(unfolded) > 24 and not any("s30 running" in row for row in unfolded[:24])  # what the fold fixes
+
+    rows = _rendered_rows(events, max_rows=22)
+    assert len(rows) <= 22
+    assert any("s30 running" in row and "running on" in row for row in rows)
+    assert any("└ fine-tune" in row for row in rows)
+    folded = next(row for row in rows if "finished steps" in row)
+    count = int(folded.split()[0])
+    shown = [row for row in rows if " ok score" in row and "finished steps" not in row]
+    assert count + len(shown) == 30 and count >= 8, rows  # every finished step: folded or still drawn
+    assert rows[0].startswith("job")

@@ -22,6 +22,7 @@ from celery.signals import celeryd_after_setup, task_postrun, task_prerun, worke
 from btq.schemas import keys
 from btq.schemas.manifest import RegistryManifest
 from btq.schemas.queues import task_queue
+from btq.worker.celery.artifact_check import warn_if_unshared
 from btq.worker.celery.runtime import WorkerRuntime
 from btq.worker.state import fleet
 
@@ -56,6 +57,13 @@ class Presence:
         self._beat()
         self._thread = threading.Thread(target=self._run, name="btq-heartbeat", daemon=True)
         self._thread.start()
+        client = self._client()
+        try:
+            warn_if_unshared(client, name, self.settings.artifact_dir)
+        except redis.RedisError as exc:  # a hint only: never keep a worker from starting
+            log.debug("artifact dir check skipped: %r", exc)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         """Withdraw the record (a stopped worker takes no more jobs and no longer counts for sharding)."""

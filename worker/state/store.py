@@ -9,7 +9,7 @@ from btq.schemas import keys
 from btq.schemas.codec import decode
 from btq.schemas.exceptions import JobNotFoundError
 from btq.schemas.job import JobSpec
-from btq.schemas.result import EvaluationReport, JobResult, JobState, StepRecord
+from btq.schemas.result import EvaluationReport, JobResult, JobState, StepOutcome, StepRecord
 
 # Write-once record + the job's frontier moved to the next step + status, in one atomic step: a crash
 # can never leave a record whose job still looks stuck on the step (the sweeper would re-drive it). A
@@ -21,7 +21,8 @@ redis.call('zrem', KEYS[2], ARGV[2])
 redis.call('zadd', KEYS[2], ARGV[4], ARGV[3])
 local state = redis.call('hget', KEYS[3], 'state')
 if state == 'queued' or state == 'running' or not state then redis.call('hset', KEYS[3], 'state', 'running') end
-redis.call('hset', KEYS[3], 'updated_at', ARGV[4], 'steps_done', ARGV[5])
+redis.call('hset', KEYS[3], 'updated_at', ARGV[4])
+if ARGV[6] == '1' then redis.call('hset', KEYS[3], 'steps_done', ARGV[5]) end
 return 1
 """
 
@@ -73,6 +74,8 @@ class JobStore:
             keys.running_member(job_id, record.index + 1),  # index steps + 1 is the finalize
             time.time(),
             record.index,
+            # A step skipped after a failure or cancelled did not run: `cancelled, 7/25 steps`, not 25/25.
+            "1" if record.outcome in (StepOutcome.SUCCEEDED, StepOutcome.FAILED) else "0",
         )
         if won:
             return record, True
