@@ -5,8 +5,8 @@ valset 200, the simulated LM at 0 ms, seed 7) runs on two workers; once it ended
 key of the job is summed, grouped by kind (evaluation ids and step numbers folded), and the step records
 are measured with and without their program state.
 
-Crash: the same job on the counted LM (20 ms per call, shared cache on) runs undisturbed, then again with
-step 1's pool child SIGKILLed a few seconds into the step. Added seconds = wall of the killed run minus the
+Crash: the same job on the counted LM (20 ms per call, shared cache on) runs twice at the same time on two
+fleets (so both see the same machine load), one with step 1's pool child SIGKILLed a few seconds into the step. Added seconds = wall of the killed run minus the
 undisturbed one; repeated calls = LM calls of the killed run minus the undisturbed one. What the crash costs
 beyond re-running its unfinished calls is the added seconds minus the repeated calls' LM time.
 """
@@ -15,14 +15,16 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 from collections import defaultdict
 from typing import Any
 
 import redis
 
-from bench.config import DB_RECOVERY, lm_name
+from bench.config import DB_CACHE, DB_RECOVERY, lm_name
 from bench.context import BenchContext
+from bench.fleet import READY_TIMEOUT_S
 from bench.jobs import JOB_TIMEOUT_S, P_KWARGS, SEED
 from bench.redis_dbs import connect, db_url, flush
 from bench.registry import COUNTED_LM, LM_CALLS_KEY, STORAGE_DATASET
@@ -137,43 +139,71 @@ def _calls(client: redis.Redis) -> int:
     return int(client.get(LM_CALLS_KEY) or 0)
 
 
-def _one_run(ctx: BenchContext, name: str, kill: bool) -> tuple[float, int, float | None]:
-    """Run the crash job on two fresh workers; return wall s, LM calls, best score."""
-    flush(DB_RECOVERY)
-    counter = connect(DB_RECOVERY)
-    with ctx.fleet(DB_RECOVERY, name) as fleet:
+def _one_run(
+    ctx: BenchContext, name: str, db: int, kill: bool, together: threading.Barrier
+) -> tuple[float, int, float | None, float | None]:
+    """Run the crash job on two fresh workers of `db`; return wall s, LM calls, best score, restart s."""
+    flush(db)
+    counter = connect(db)
+    restart: float | None = None
+    with ctx.fleet(db, name) as fleet:
         fleet.start(f"bench-{name}-a")
         fleet.start(f"bench-{name}-b")
-        client = JobClient(ProducerSettings(redis_url=db_url(DB_RECOVERY)))
+        client = JobClient(ProducerSettings(redis_url=db_url(db)))
+        together.wait(timeout=READY_TIMEOUT_S * 2)  # both jobs run under the same machine load
         started = time.perf_counter()
         job_id = client.submit(storage_job(COUNTED_LM))
         if kill:
-            step = next(
-                e
-                for e in client.follow(job_id, timeout_s=JOB_TIMEOUT_S)
-                if e.type is EventType.STEP_STARTED and e.step_index == 1
-            )
+            events = client.follow(job_id, timeout_s=JOB_TIMEOUT_S * 4)
+            step = next(e for e in events if e.type is EventType.STEP_STARTED and e.step_index == 1)
             time.sleep(KILL_AFTER_S)
             assert step.worker is not None
+            killed_at = time.time()
             os.kill(int(step.worker.rpartition(":")[2]), signal.SIGKILL)
             if counter.exists(keys.step_key(job_id, 1)):
                 raise RuntimeError("step 1 ended before the kill: make it longer")
+            again = next(e for e in events if e.type is EventType.STEP_STARTED and e.step_index == 1)
+            restart = again.at - killed_at
         result = client.wait(job_id, JOB_TIMEOUT_S * 4)
         wall = time.perf_counter() - started
     calls = _calls(counter)
-    flush(DB_RECOVERY)
-    return wall, calls, result.best.score if result.best else None
+    flush(db)
+    return wall, calls, result.best.score if result.best else None, restart
 
 
 def _crash(ctx: BenchContext, section: SectionResult) -> None:
-    clean_s, clean_calls, clean_best = _one_run(ctx, "crash-clean", kill=False)
-    killed_s, killed_calls, killed_best = _one_run(ctx, "crash-killed", kill=True)
+    together = threading.Barrier(2)
+    runs: dict[str, tuple[float, int, float | None, float | None]] = {}
+
+    def run(name: str, db: int, kill: bool) -> None:
+        try:
+            runs[name] = _one_run(ctx, f"crash-{name}", db, kill, together)
+        except BaseException:
+            together.abort()  # the other run must not wait for this one
+            raise
+
+    threads = [
+        threading.Thread(target=run, args=("clean", DB_CACHE, False)),
+        threading.Thread(target=run, args=("killed", DB_RECOVERY, True)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=JOB_TIMEOUT_S * 8)
+    if set(runs) != {"clean", "killed"}:
+        section.failures.append(f"crash runs did not finish: {sorted(runs)}")
+        return
+    (clean_s, clean_calls, clean_best, _), (killed_s, killed_calls, killed_best, restart) = (
+        runs["clean"],
+        runs["killed"],
+    )
     if clean_best != killed_best:
         section.failures.append(f"best score differs after the crash: {clean_best} vs {killed_best}")
     added = killed_s - clean_s
     repeated = killed_calls - clean_calls
     section.add("job wall, undisturbed", "s", value=clean_s)
     section.add("SIGKILL of step 1's pool child: added seconds", "s", value=added)
+    section.add("  SIGKILL -> step 1 running again", "s", value=restart)
     section.add("  LM calls repeated", "calls", value=repeated)
     section.add(
         "  added beyond re-running repeated calls",
@@ -183,10 +213,11 @@ def _crash(ctx: BenchContext, section: SectionResult) -> None:
     )
     section.data["crash"] = {
         "clean": {"wall_s": clean_s, "calls": clean_calls, "best": clean_best},
-        "killed": {"wall_s": killed_s, "calls": killed_calls, "best": killed_best},
+        "killed": {"wall_s": killed_s, "calls": killed_calls, "best": killed_best, "restart_s": restart},
         "kill_after_s": KILL_AFTER_S,
     }
     section.notes.append(
-        f"crash: the same job on the counted LM (20 ms, cache on), step 1's pool child SIGKILLed {KILL_AFTER_S:.0f} s "
-        "into the step; one run each (n=1), wall times move with the machine's load"
+        f"crash: the same job on the counted LM (20 ms, cache on) twice at the same time on two fleets of two "
+        f"workers, one with step 1's pool child SIGKILLed {KILL_AFTER_S:.0f} s into the step; one pair (n=1): "
+        "wall times move with the machine's load"
     )
