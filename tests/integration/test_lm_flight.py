@@ -97,6 +97,7 @@ def test_a_live_holder_keeps_its_claim_and_its_value_reaches_the_waiter(
     other = _cache(scratch_db)  # the holder's value, written by another cache, is what the waiter reads
     with dspy.context(**{NAMESPACE_SETTING: "probe"}):
         other.put(REQUEST, {"answer": "4"})
+        other.flush()
         assert cache.get(REQUEST) == {"answer": "4"}
 
 
@@ -111,12 +112,14 @@ def test_the_in_process_tier_serves_only_what_the_shared_cache_holds(scratch_db:
     with dspy.context(**{NAMESPACE_SETTING: "ns", TIER_SETTING: LocalTier()}):
         assert cache.get(REQUEST) is None
         cache.put(REQUEST, {"answer": "4"})
+        cache.flush()  # written behind the call: the tier keeps it once Redis has it
         before = _commands(scratch_db)
         assert cache.get(REQUEST) == {"answer": "4"}
         assert _commands(scratch_db) == before, "a repeated request inside a context costs no round trip"
 
         assert cache.get(big) is None
         cache.put(big, {"answer": "x" * 500})  # too large for the shared cache: nobody else can read it
+        cache.flush()
         assert cache.get(big) is None, "the tier kept a value the shared cache does not hold"
 
     scratch_db.delete(*scratch_db.scan_iter(f"{keys.LM_CACHE}:*"))  # the shared cache cleared

@@ -13,7 +13,9 @@ fine-tuned model is a different entry). A job with `cache: false` neither reads 
 Single flight (`lm_flight.py`): on a miss the caller claims the request, naming itself, and makes the
 call; a caller anywhere in the fleet that misses the same request meanwhile waits for that value, and takes
 the claim over at once when its holder is gone. The read, the claim and each poll of a wait are one Lua
-call, so a miss costs one round trip; the write, the index entry and the claim's release one pipeline.
+call, so a miss costs one round trip; the write, the index entry and the claim's release are sent behind
+the call by this process's writer thread (`lm_writes.py`), many calls' in one pipeline, and a caching
+context waits for them when it ends.
 
 In front of Redis, each caching context (a step, a shard task, a held-out scoring) keeps an in-process
 tier of the values it read from Redis or wrote there: a request repeated inside the context (optimizers
@@ -42,6 +44,7 @@ from btq.schemas.metrics import WorkerCount
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.tally import TALLY
 from btq.worker.state.lm_flight import Flight, flight_key
+from btq.worker.state.lm_writes import Write, WriteBehind
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +129,7 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
         self.max_value_bytes = max_value_bytes
         self.flight_ttl_s = flight_ttl_s
         self.flight = Flight(client, flight_ttl_s, worker)
+        self.writes = WriteBehind(client, self._send, self._bound)
         self._puts = 0
         self._warned_at = 0.0
         self._count_lock = threading.Lock()
@@ -175,38 +179,45 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
             return
         text = _encode(value)
         kept = text is not None and len(text) <= self.max_value_bytes
+        tier: LocalTier | None = dspy.settings.get(TIER_SETTING) if kept else None
+        on_stored = None
+        if tier is not None and text is not None:  # what other workers read from Redis, this context reads here
+
+            def on_stored() -> None:
+                tier.keep(key, _decode(text), self.ttl_s)
+
+        self.writes.put(Write(key, text if kept else None, on_stored))
+
+    def flush(self) -> None:
+        """Wait (bounded) until every value this process computed so far is in the shared cache."""
+        if not self.writes.flush():
+            logger.warning("LM cache: writes still queued after the wait; later callers may pay for them again")
+
+    def _send(self, pipe: "redis.client.Pipeline", write: Write) -> None:
+        if write.text is not None:
+            pipe.set(write.key, write.text, ex=self.ttl_s)
+            pipe.zadd(keys.LM_CACHE_INDEX, {write.key: time.time()})
+        # The call is made: waiters find the value, or (not cacheable) claim and make their own.
+        if self.flight_ttl_s > 0:
+            self.flight.release_in(pipe, write.key)
+        else:
+            pipe.delete(flight_key(write.key))
+
+    def _bound(self, stored: int) -> None:
+        """Every 100 stored values, drop index entries past the TTL and the oldest entries above the cap."""
+        with self._count_lock:
+            before, self._puts = self._puts, self._puts + stored
+            if before // 100 == self._puts // 100:
+                return
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            if kept:
-                pipe.set(key, text, ex=self.ttl_s)  # type: ignore[arg-type]
-                pipe.zadd(keys.LM_CACHE_INDEX, {key: time.time()})
-            # The call is made: waiters find the value, or (not cacheable) claim and make their own.
-            if self.flight_ttl_s > 0:
-                self.flight.release_in(pipe, key)
-            else:
-                pipe.delete(flight_key(key))
-            pipe.execute()
+            self.redis.zremrangebyscore(keys.LM_CACHE_INDEX, "-inf", time.time() - self.ttl_s)
+            excess = int(self.redis.zcard(keys.LM_CACHE_INDEX)) - self.max_entries
+            if excess > 0:
+                oldest: list[bytes] = [member for member, _score in self.redis.zpopmin(keys.LM_CACHE_INDEX, excess)]  # type: ignore[misc,str-unpack]
+                if oldest:
+                    self.redis.delete(*oldest)
         except redis.RedisError as exc:
             self._warn(exc)
-            return
-        if kept:
-            tier: LocalTier | None = dspy.settings.get(TIER_SETTING)
-            if tier is not None:  # what other workers now read from Redis, this context reads from memory
-                tier.keep(key, _decode(text), self.ttl_s)  # type: ignore[arg-type]
-            self._bound()
-
-    def _bound(self) -> None:
-        """Every 100 puts, drop index entries past the TTL and the oldest entries above the cap."""
-        with self._count_lock:
-            self._puts += 1
-            if self._puts % 100:
-                return
-        self.redis.zremrangebyscore(keys.LM_CACHE_INDEX, "-inf", time.time() - self.ttl_s)
-        excess = int(self.redis.zcard(keys.LM_CACHE_INDEX)) - self.max_entries
-        if excess > 0:
-            oldest: list[bytes] = [member for member, _score in self.redis.zpopmin(keys.LM_CACHE_INDEX, excess)]  # type: ignore[misc,str-unpack]
-            if oldest:
-                self.redis.delete(*oldest)
 
     def _warn(self, exc: Exception) -> None:
         # A cache that cannot be reached is a miss: the call is made, the result is the same.
@@ -230,8 +241,12 @@ def caching_for(job: ResolvedJob, enabled: bool) -> Iterator[None]:
     settings: dict[str, Any] = {NAMESPACE_SETTING: None}
     if enabled:
         settings = {NAMESPACE_SETTING: namespace_for(job), TIER_SETTING: LocalTier()}
-    with dspy.context(**settings):
-        yield
+    try:
+        with dspy.context(**settings):
+            yield
+    finally:
+        if enabled and isinstance(dspy.cache, RedisLMCache):
+            dspy.cache.flush()  # before the step's record or the shard's result says it is done
 
 
 def install_cache(
