@@ -6,7 +6,8 @@ key of the job is summed, grouped by kind (evaluation ids and step numbers folde
 are measured with and without their program state.
 
 Crash: the same job on the counted LM (20 ms per call, shared cache on) runs twice at the same time on two
-fleets (so both see the same machine load), one with step 1's pool child SIGKILLed a few seconds into the step. Added seconds = wall of the killed run minus the
+fleets (so both see the same machine load), one with step 1's pool child SIGKILLed a few seconds into the step
+while it holds a single-flight claim on an LM call. Added seconds = wall of the killed run minus the
 undisturbed one; repeated calls = LM calls of the killed run minus the undisturbed one. What the crash costs
 beyond re-running its unfinished calls is the added seconds minus the repeated calls' LM time.
 """
@@ -157,6 +158,7 @@ def _one_run(
             events = client.follow(job_id, timeout_s=JOB_TIMEOUT_S * 4)
             step = next(e for e in events if e.type is EventType.STEP_STARTED and e.step_index == 1)
             time.sleep(KILL_AFTER_S)
+            _await_claim(counter)
             assert step.worker is not None
             killed_at = time.time()
             os.kill(int(step.worker.rpartition(":")[2]), signal.SIGKILL)
@@ -169,6 +171,15 @@ def _one_run(
     calls = _calls(counter)
     flush(db)
     return wall, calls, result.best.score if result.best else None, restart
+
+
+def _await_claim(client: redis.Redis, timeout_s: float = 10.0) -> None:
+    """Wait (bounded) until an LM call is claimed: in step 1's bootstrapping only the step's process calls."""
+    deadline = time.monotonic() + timeout_s
+    while not any(True for _ in client.scan_iter(f"{keys.LM_CACHE_FLIGHT}:*", count=1000)):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.001)  # the kill lands while the child holds a claim: what a crash mid-call leaves
 
 
 def _crash(ctx: BenchContext, section: SectionResult) -> None:
@@ -218,6 +229,7 @@ def _crash(ctx: BenchContext, section: SectionResult) -> None:
     }
     section.notes.append(
         f"crash: the same job on the counted LM (20 ms, cache on) twice at the same time on two fleets of two "
-        f"workers, one with step 1's pool child SIGKILLed {KILL_AFTER_S:.0f} s into the step; one pair (n=1): "
+        f"workers, one with step 1's pool child SIGKILLed {KILL_AFTER_S:.0f} s into the step while it holds an LM claim; "
+        "one pair (n=1): "
         "wall times move with the machine's load"
     )
