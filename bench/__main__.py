@@ -36,6 +36,7 @@ def _sections() -> dict[str, Section]:
     from bench.optimizers import run_optimizers
     from bench.overhead import run_overhead
     from bench.scale import run_scale
+    from bench.storage import run_storage
 
     return {
         "overhead": run_overhead,
@@ -46,10 +47,11 @@ def _sections() -> dict[str, Section]:
         "events": run_events,
         "memory": run_memory,
         "money": run_money,
+        "storage": run_storage,
     }
 
 
-SECTION_NAMES = ("overhead", "scale", "onejob", "cache", "optimizers", "events", "memory", "money")
+SECTION_NAMES = ("overhead", "scale", "onejob", "cache", "optimizers", "events", "memory", "money", "storage")
 
 
 def _quiet_logs() -> None:

@@ -31,6 +31,12 @@ COUNTED_LM = "bench.counted20"
 
 LM_CALLS_KEY = "bench:lm-calls"
 
+STORAGE_DATASET = "bench.storage"
+"""Generated arithmetic: 100 training and 200 validation examples (the storage and crash sections' job)."""
+
+COUNTED_LM_0 = "bench.counted0"
+"""The counted, cached simulated LM answering at once (0 ms): what the cache itself costs shows."""
+
 
 class CountingEngine(simulated.CountingEngine):
     """The simulated engine, counting the calls it answers under `LM_CALLS_KEY` in the worker's Redis."""
@@ -62,6 +68,12 @@ def make_lm(latency_ms: float, artifacts: ArtifactStore) -> dspy.BaseLM:
     return simulated_lm(MODEL, task="arith", artifacts=artifacts, latency_ms=latency_ms)
 
 
+def storage_splits() -> dict[str, list[dspy.Example]]:
+    """Return 100 training and 200 validation two-operand arithmetic questions."""
+    examples = eval_splits(seed=977)["val"] + eval_splits(seed=978)["val"]
+    return {"train": examples[:100], "val": examples[100:300]}
+
+
 def tiny_splits() -> dict[str, list[dspy.Example]]:
     """Return 8 training and 2 validation examples taken from the demo's arithmetic task."""
     splits = arithmetic_splits()
@@ -82,7 +94,14 @@ def register(registry: Registry) -> None:
         registry.lm(lm_name(latency_ms), _lm_factory(latency_ms))
     registry.dataset(TINY_DATASET, tiny_splits)
     registry.dataset(EVAL_DATASET, eval_splits)
+    registry.dataset(STORAGE_DATASET, storage_splits)
     registry.metric("bench.feedback", feedback)
+    registry.lm(
+        COUNTED_LM_0,
+        lambda res: simulated_lm(
+            MODEL, task="arith", artifacts=res.artifacts, latency_ms=0, cache=True, engine_class=CountingEngine
+        ),
+    )
     registry.lm(
         COUNTED_LM,
         lambda res: simulated_lm(

@@ -132,6 +132,15 @@ def eval_key(job_id: str, eval_id: str, part: str) -> str:
     return f"{PREFIX}:job:{job_id}:eval:{eval_id}:{part}"
 
 
+def step_evals_key(job_id: str, index: int) -> str:
+    """Return the set of the ids of the sharded evaluations step `index` published (dropped with them)."""
+    return f"{PREFIX}:job:{job_id}:evals:{index}"
+
+
+EVAL_PARTS = ("request", "todo", "results", "notify")
+"""The parts of a sharded evaluation dropped once its step's record is stored (leases lapse by themselves)."""
+
+
 def worker_key(name: str, part: str) -> str:
     """Return the key of one part ('manifest', 'running') of a live worker's presence; both expire."""
     return f"{PREFIX}:worker:{name}:{part}"
@@ -179,6 +188,7 @@ def job_keys(job_id: str, steps: int) -> list[str]:
             emitted_key(job_id, index),
             redrives_key(job_id, index),
             usage_key(job_id, index),
+            step_evals_key(job_id, index),
         ]
     return keys
 

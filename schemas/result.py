@@ -18,12 +18,25 @@ class StepOutcome(StrEnum):
     SKIPPED = "skipped"
 
 
+class RngReplay(WireModel):
+    """BetterTogether's generator as `random.Random(seed)` after shuffling lists of these lengths, in order."""
+
+    seed: int
+    shuffles: list[int] = Field(default_factory=list)
+    order: int | None = Field(
+        default=None,
+        description="When set, the trainset order is `range(order)` shuffled by these shuffles (`train_order` is empty)",
+    )
+
+
 class StepRecord(VersionedModel):
     """What a step stored: its candidate and everything the next step needs to continue exactly.
 
-    `rng_state` is `random.Random.getstate()` after this step's shuffle and `train_order` the current
-    trainset order (indices into the post-split trainset), so step k+1 shuffles the same list with the
-    same generator as the in-process run does.
+    `rng` is the generator after this step's shuffle, as its seed and the shuffles done (replayed to the
+    same state); `rng_state` is `random.Random.getstate()` instead, in records of older versions or when the
+    generator was used for more than shuffles. `train_order` is the current trainset order (indices into
+    the post-split trainset), empty when `rng.order` says the same replay rebuilds it, so step k+1 shuffles
+    the same list with the same generator as the in-process run does.
     """
 
     index: int
@@ -32,7 +45,8 @@ class StepRecord(VersionedModel):
     outcome: StepOutcome
     score: float | None = None
     program_state: dict[str, JsonValue] | None = None
-    rng_state: list[JsonValue]
+    rng: RngReplay | None = None
+    rng_state: list[JsonValue] = Field(default_factory=list)
     train_order: list[int]
     worker: str | None = None
     attempt: int = 1

@@ -97,6 +97,15 @@ def redis_url(db: int) -> str:
     return url
 
 
+@pytest.fixture
+def scratch_db() -> Iterator[redis.Redis]:
+    """A client of test database 6, emptied first: for tests of Redis-side building blocks (no workers)."""
+    conn = redis.Redis.from_url(redis_url(6))
+    conn.flushdb()
+    yield conn
+    conn.close()
+
+
 @dataclass
 class Fleet:
     """Worker processes serving one Redis database and queue."""

@@ -3,24 +3,19 @@
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 import redis
 
 from btq.schemas import keys
 from btq.worker.state.lease import Holder, StepLease, live_holder
-from tests.conftest import redis_url
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(redis_url(6))
-    conn.flushdb()
-    yield conn
-    conn.close()
+def client(scratch_db: redis.Redis) -> redis.Redis:
+    return scratch_db
 
 
 def _exited_pid() -> int:

@@ -99,6 +99,7 @@ class WorkerRuntime:
             s.lm_cache_max_entries,
             s.lm_cache_max_value_bytes,
             s.lm_cache_flight_ttl_s,
+            worker,
         )
         # This process's counters go to Redis in batches (task end, or every few seconds while counting).
         TALLY.bind(redis_sink(client, lambda: TALLY.node))

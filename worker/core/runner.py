@@ -24,6 +24,7 @@ from btq.schemas.errors import ErrorRecord
 from btq.schemas.result import StepOutcome, StepRecord
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.program_state import dump_program
+from btq.worker.core.rng import ReplayableRandom, carried, restore
 from btq.worker.core.student_lm import optimizer_context
 from btq.worker.core.valset import cancellable, evaluate_on_valset
 
@@ -36,17 +37,6 @@ class StepHooks:
     worker: str | None = None
     attempt: int = 1
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _rng_state(rng: random.Random) -> list[Any]:
-    version, internal, gauss = rng.getstate()
-    return [version, list(internal), gauss]
-
-
-def _rng_from(state: list[Any]) -> random.Random:
-    rng = random.Random()
-    rng.setstate((state[0], tuple(state[1]), state[2]))
-    return rng
 
 
 def _evaluate(job: ResolvedJob, program: dspy.Module, rng: random.Random, hooks: StepHooks) -> float | None:
@@ -66,7 +56,7 @@ def _evaluate(job: ResolvedJob, program: dspy.Module, rng: random.Random, hooks:
 def run_baseline(job: ResolvedJob, hooks: StepHooks) -> StepRecord:
     """Evaluate the un-optimized program (step 0) and start the generator and trainset order."""
     started = time.time()
-    rng = random.Random(job.spec.seed)
+    rng = ReplayableRandom(job.spec.seed)
     order = list(range(len(job.trainset)))
     # A fresh trace (the process-wide one only grows) and no per-call history nobody reads.
     with dspy.context(lm=job.lm, trace=[], disable_history=True):
@@ -84,8 +74,7 @@ def run_baseline(job: ResolvedJob, hooks: StepHooks) -> StepRecord:
         outcome=outcome,
         score=score,
         program_state=dump_program(student),
-        rng_state=_rng_state(rng),
-        train_order=order,
+        **carried(rng, order),
         worker=hooks.worker,
         attempt=hooks.attempt,
         started_at=started,
@@ -103,8 +92,7 @@ def run_step(job: ResolvedJob, previous: StepRecord, hooks: StepHooks) -> StepRe
     index = previous.index + 1
     key = job.spec.steps()[index - 1]
     started = time.time()
-    rng = _rng_from(previous.rng_state)
-    order = list(previous.train_order)
+    rng, order = restore(previous, job.spec.seed)
     score: float | None = None
     state: dict[str, Any] | None = None
     error: ErrorRecord | None = None
@@ -129,8 +117,7 @@ def run_step(job: ResolvedJob, previous: StepRecord, hooks: StepHooks) -> StepRe
         outcome=outcome,
         score=score if outcome is StepOutcome.SUCCEEDED else None,
         program_state=state if outcome is StepOutcome.SUCCEEDED else None,
-        rng_state=_rng_state(rng),
-        train_order=order,
+        **carried(rng, order),
         worker=hooks.worker,
         attempt=hooks.attempt,
         started_at=started,

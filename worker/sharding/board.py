@@ -5,6 +5,10 @@ so a step waiting for its shards works on them itself and a fleet of one never d
 shard is held by a lease renewed while it runs; a shard whose holder died has no live lease and is taken
 over by the step. Results are stored with HSETNX, so each shard (and each example) is counted once,
 whatever the number of deliveries; a redelivered step finds the shards its dead holder finished.
+
+An evaluation's keys live while its step is unfinished: the step's set of evaluation ids lets them be
+dropped once the step's record is stored (`drop_step_evaluations`), and a shard finishing after that
+stores nothing, so no key comes back.
 """
 
 from collections.abc import Callable
@@ -15,6 +19,18 @@ from btq.schemas import keys
 from btq.schemas.codec import decode
 from btq.schemas.sharding import EvalRequest, ShardResult
 from btq.worker.state.lease import StepLease
+
+# A shard's result counts only while its evaluation exists: once the step's record is stored the
+# evaluation is dropped, and a late shard must not bring its keys back for the retention period.
+_STORE = """
+if redis.call('exists', KEYS[1]) == 0 then return -1 end
+local stored = redis.call('hsetnx', KEYS[2], ARGV[1], ARGV[2])
+redis.call('rpush', KEYS[3], ARGV[1])
+redis.call('ltrim', KEYS[3], -1000, -1)
+redis.call('expire', KEYS[3], ARGV[3])
+redis.call('expire', KEYS[2], ARGV[3])
+return stored
+"""
 
 
 class ShardBoard:
@@ -52,6 +68,9 @@ class ShardBoard:
         done = self.done()
         todo = [str(n) for n in range(len(request.shards)) if n not in done]
         pipe = self.redis.pipeline()
+        evals = keys.step_evals_key(self.job_id, request.step_index)
+        pipe.sadd(evals, request.eval_id)
+        pipe.expire(evals, self.ttl_s)
         pipe.delete(self._key("todo"))
         if todo:
             pipe.rpush(self._key("todo"), *todo)
@@ -90,14 +109,8 @@ class ShardBoard:
     def store(self, result: ShardResult) -> bool:
         """Store a shard's result once and wake the waiting step; return whether this one was stored."""
         text = self.redact(result.model_dump_json())
-        stored = bool(self.redis.hsetnx(self._key("results"), str(result.shard), text))
-        pipe = self.redis.pipeline()
-        pipe.rpush(self._key("notify"), str(result.shard))
-        pipe.ltrim(self._key("notify"), -1000, -1)
-        pipe.expire(self._key("notify"), self.ttl_s)
-        pipe.expire(self._key("results"), self.ttl_s)
-        pipe.execute()
-        return stored
+        parts = [self._key(part) for part in ("request", "results", "notify")]
+        return int(self.redis.eval(_STORE, 3, *parts, str(result.shard), text, self.ttl_s)) == 1
 
     def done(self) -> set[int]:
         """Return the shards that have a stored result."""
@@ -115,3 +128,15 @@ class ShardBoard:
     def finish(self) -> None:
         """Drop the claim queue once the step combined the results (late shard tasks then find nothing)."""
         self.redis.delete(self._key("todo"))
+
+
+def drop_step_evaluations(client: redis.Redis, job_id: str, index: int) -> int:
+    """Delete every sharded evaluation step `index` published (call once its record is stored); return how many."""
+    evals = keys.step_evals_key(job_id, index)
+    ids = [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in client.smembers(evals)]  # type: ignore[union-attr]
+    pipe = client.pipeline(transaction=False)
+    for eval_id in ids:
+        pipe.delete(*[keys.eval_key(job_id, eval_id, part) for part in keys.EVAL_PARTS])
+    pipe.delete(evals)
+    pipe.execute()
+    return len(ids)

@@ -12,7 +12,7 @@ errors reach `max_errors`.
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
@@ -33,6 +33,9 @@ from btq.worker.state.infra import report_failure
 from btq.worker.state.lease import StepLease
 
 logger = logging.getLogger(__name__)
+
+FIRST_REPORT_INTERVALS = 4
+"""An evaluation reports progress before its end only once it ran this many progress intervals (2 s)."""
 
 SendShards = Callable[[str, str, int], None]
 """send(job_id, eval_id, count): enqueue `count` shard tasks for an evaluation (a Celery group)."""
@@ -65,7 +68,9 @@ class _Progress:
 
     seq: int
     total: int
+    started_at: float = field(default_factory=time.monotonic)
     last_at: float = 0.0
+    last_done: int = 0
 
 
 class StepEvaluator:
@@ -285,11 +290,20 @@ class StepEvaluator:
         return EvaluationResult(score=round(100 * ncorrect / ntotal, 2), results=results)
 
     def _report(self, progress: _Progress, done: int, workers: list[str] | None = None) -> None:
-        """Emit shard progress, throttled; the last event (with the workers that scored shards) always."""
+        """Emit shard progress, throttled; the last event (with the workers that scored shards) always.
+
+        Events are what a finished job keeps most of: an evaluation reports while it runs only once it ran
+        `FIRST_REPORT_INTERVALS` intervals (a short one reports its end only), and then only changes.
+        """
         now = time.monotonic()
-        if workers is None and now - progress.last_at < self.config.progress_interval_s:
+        interval = self.config.progress_interval_s
+        if workers is None and (
+            now - progress.started_at < FIRST_REPORT_INTERVALS * interval
+            or now - progress.last_at < interval
+            or done == progress.last_done
+        ):
             return
-        progress.last_at = now
+        progress.last_at, progress.last_done = now, done
         detail: dict[str, Any] = {
             "phase": "evaluate",
             "evaluation": progress.seq,

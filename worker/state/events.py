@@ -54,13 +54,14 @@ class EventEmitter:
         Masking works on the JSON text; a secret that happens to spell part of the JSON syntax or a field
         name would break it, so then every value is masked one by one instead.
         """
-        text = self.redact(event.model_dump_json())
+        # Fields left at null are left out (readers default them): a finished job's stream is most of what it keeps.
+        text = self.redact(event.model_dump_json(exclude_none=True))
         try:
             JobEvent.model_validate_json(text)
         except pydantic.ValidationError:
             # Field names stay as they are (the schema's own); every value, nested keys included, is masked.
             masked = {k: _mask_strings(v, self.redact) for k, v in event.model_dump(mode="json").items()}
-            text = JobEvent.model_validate(masked).model_dump_json()
+            text = JobEvent.model_validate(masked).model_dump_json(exclude_none=True)
         return text
 
     def emit(self, event_type: EventType, job_id: str, steps_total: int, **fields: Any) -> bool:

@@ -10,19 +10,27 @@ The cache only answers inside a job's context (`caching_for`), whose namespace i
 state (engine and kwargs) on top of dspy's own key (the full request, model name included, so a
 fine-tuned model is a different entry). A job with `cache: false` neither reads nor writes it.
 
-Single flight: on a miss, the caller claims the request (`SET NX` on a flight key with a TTL) and makes
-the call; a caller anywhere in the fleet that misses the same request meanwhile waits for that value
-instead of paying for the same call (identical jobs started together, a redelivered step racing its
-first run). A claim lapses after `flight_ttl_s` (its holder died, or its call failed): a waiter then
-claims it and makes the call itself, so a wait is bounded and a lost claimant costs one TTL.
+Single flight (`lm_flight.py`): on a miss the caller claims the request, naming itself, and makes the
+call; a caller anywhere in the fleet that misses the same request meanwhile waits for that value, and takes
+the claim over at once when its holder is gone. The read, the claim and each poll of a wait are one Lua
+call, so a miss costs one round trip; the write, the index entry and the claim's release are sent behind
+the call by this process's writer thread (`lm_writes.py`), many calls' in one pipeline, and a caching
+context waits for them when it ends.
+
+In front of Redis, each caching context (a step, a shard task, a held-out scoring) keeps an in-process
+tier of the values it read from Redis or wrote there: a request repeated inside the context (optimizers
+repeat many) is answered without a round trip. It holds only values that are in the shared cache (a
+value too large for it, or that cannot travel as JSON, is not kept either) and lives no longer than the
+context (nor than the cache's TTL), so a worker sees what every other worker sees: a cleared cache is cold
+for the next step or shard.
 """
 
 import hashlib
 import json
 import logging
-import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,11 +43,19 @@ from btq.schemas import keys
 from btq.schemas.metrics import WorkerCount
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.tally import TALLY
+from btq.worker.state.lm_flight import Flight, flight_key
+from btq.worker.state.lm_writes import Write, WriteBehind
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE_SETTING = "btq_lm_cache"
 """dspy setting (a context override, inherited by dspy's worker threads) holding the job's namespace."""
+
+TIER_SETTING = "btq_lm_cache_tier"
+"""dspy setting holding the caching context's in-process tier (shared by dspy's worker threads)."""
+
+TIER_MAX_ENTRIES = 4096
+"""Bound on the values one caching context keeps in process (least recently used dropped first)."""
 
 _LITELLM = "$litellm"
 
@@ -65,11 +81,46 @@ def _decode(text: bytes | str) -> Any:
     return value
 
 
+class LocalTier:
+    """Values of one caching context that are in the shared cache, by key, each until its TTL."""
+
+    def __init__(self, max_entries: int = TIER_MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        """Return the value kept for `key`, or None (never kept, dropped, or past its TTL)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[1] <= time.monotonic():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def keep(self, key: str, value: Any, ttl_s: float) -> None:
+        """Keep `value`, which the shared cache holds under `key`, for at most `ttl_s`."""
+        with self._lock:
+            self._entries[key] = (value, time.monotonic() + ttl_s)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
 class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
     """dspy's cache interface over Redis: JSON values, a TTL and a cap on the number of entries."""
 
     def __init__(
-        self, client: redis.Redis, ttl_s: int, max_entries: int, max_value_bytes: int, flight_ttl_s: float = 30.0
+        self,
+        client: redis.Redis,
+        ttl_s: int,
+        max_entries: int,
+        max_value_bytes: int,
+        flight_ttl_s: float = 30.0,
+        worker: str = "",
     ) -> None:
         super().__init__(enable_disk_cache=False, enable_memory_cache=False, disk_cache_dir=None)
         self.redis = client
@@ -77,6 +128,8 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
         self.max_entries = max_entries
         self.max_value_bytes = max_value_bytes
         self.flight_ttl_s = flight_ttl_s
+        self.flight = Flight(client, flight_ttl_s, worker)
+        self.writes = WriteBehind(client, self._send, self._bound)
         self._puts = 0
         self._warned_at = 0.0
         self._count_lock = threading.Lock()
@@ -99,36 +152,19 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
         key = self._key(request, ignored_args_for_cache_key)
         if key is None:
             return None
-        try:
-            raw = self.redis.get(key)
-            if raw is None and self.flight_ttl_s > 0:
-                raw = self._claim_or_await(key)
-        except redis.RedisError as exc:
-            self._warn(exc)
-            return None
-        TALLY.add(WorkerCount.LM_CACHE_HITS if raw is not None else WorkerCount.LM_CACHE_MISSES)
-        return self._prepare_cached_response(_decode(raw)) if raw is not None else None
-
-    def _claim_or_await(self, key: str) -> bytes | str | None:
-        """On a miss: claim the call (None: the caller makes it), or wait for the claimant's value."""
-        flight = _flight_key(key)
-        deadline = time.monotonic() + self.flight_ttl_s
-        pause = 0.005
-        while True:
-            if self.redis.set(flight, "1", nx=True, ex=max(1, math.ceil(self.flight_ttl_s))):
-                # The claimant before us may have stored the value and left between our read and our claim.
-                raw: bytes | str | None = self.redis.get(key)
-                if raw is not None:
-                    self.redis.delete(flight)
-                return raw
-            # Bounded: by the claim's TTL (a claimant that died or failed lets the next caller claim).
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
-            raw = self.redis.get(key)
-            if raw is not None:
-                return raw
-            if time.monotonic() >= deadline:
+        tier: LocalTier | None = dspy.settings.get(TIER_SETTING)
+        value = tier.get(key) if tier is not None else None
+        if value is None:
+            try:
+                raw = self.flight.lookup(key) if self.flight_ttl_s > 0 else self.redis.get(key)
+            except redis.RedisError as exc:
+                self._warn(exc)
                 return None
+            value = _decode(raw) if raw is not None else None
+            if value is not None and tier is not None:
+                tier.keep(key, value, self.ttl_s)
+        TALLY.add(WorkerCount.LM_CACHE_HITS if value is not None else WorkerCount.LM_CACHE_MISSES)
+        return self._prepare_cached_response(value) if value is not None else None
 
     def put(
         self,
@@ -142,31 +178,46 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
         if key is None:
             return
         text = _encode(value)
+        kept = text is not None and len(text) <= self.max_value_bytes
+        tier: LocalTier | None = dspy.settings.get(TIER_SETTING) if kept else None
+        on_stored = None
+        if tier is not None and text is not None:  # what other workers read from Redis, this context reads here
+
+            def on_stored() -> None:
+                tier.keep(key, _decode(text), self.ttl_s)
+
+        self.writes.put(Write(key, text if kept else None, on_stored))
+
+    def flush(self) -> None:
+        """Wait (bounded) until every value this process computed so far is in the shared cache."""
+        if not self.writes.flush():
+            logger.warning("LM cache: writes still queued after the wait; later callers may pay for them again")
+
+    def _send(self, pipe: "redis.client.Pipeline", write: Write) -> None:
+        if write.text is not None:
+            pipe.set(write.key, write.text, ex=self.ttl_s)
+            pipe.zadd(keys.LM_CACHE_INDEX, {write.key: time.time()})
+        # The call is made: waiters find the value, or (not cacheable) claim and make their own.
+        if self.flight_ttl_s > 0:
+            self.flight.release_in(pipe, write.key)
+        else:
+            pipe.delete(flight_key(write.key))
+
+    def _bound(self, stored: int) -> None:
+        """Every 100 stored values, drop index entries past the TTL and the oldest entries above the cap."""
+        with self._count_lock:
+            before, self._puts = self._puts, self._puts + stored
+            if before // 100 == self._puts // 100:
+                return
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            if text is not None and len(text) <= self.max_value_bytes:
-                pipe.set(key, text, ex=self.ttl_s)
-                pipe.zadd(keys.LM_CACHE_INDEX, {key: time.time()})
-            # The call is made: waiters find the value, or (not cacheable) claim and make their own.
-            pipe.delete(_flight_key(key))
-            pipe.execute()
-            if text is not None:
-                self._bound()
+            self.redis.zremrangebyscore(keys.LM_CACHE_INDEX, "-inf", time.time() - self.ttl_s)
+            excess = int(self.redis.zcard(keys.LM_CACHE_INDEX)) - self.max_entries
+            if excess > 0:
+                oldest: list[bytes] = [member for member, _score in self.redis.zpopmin(keys.LM_CACHE_INDEX, excess)]  # type: ignore[misc,str-unpack]
+                if oldest:
+                    self.redis.delete(*oldest)
         except redis.RedisError as exc:
             self._warn(exc)
-
-    def _bound(self) -> None:
-        """Every 100 puts, drop index entries past the TTL and the oldest entries above the cap."""
-        with self._count_lock:
-            self._puts += 1
-            if self._puts % 100:
-                return
-        self.redis.zremrangebyscore(keys.LM_CACHE_INDEX, "-inf", time.time() - self.ttl_s)
-        excess = int(self.redis.zcard(keys.LM_CACHE_INDEX)) - self.max_entries
-        if excess > 0:
-            oldest: list[bytes] = [member for member, _score in self.redis.zpopmin(keys.LM_CACHE_INDEX, excess)]  # type: ignore[misc,str-unpack]
-            if oldest:
-                self.redis.delete(*oldest)
 
     def _warn(self, exc: Exception) -> None:
         # A cache that cannot be reached is a miss: the call is made, the result is the same.
@@ -175,12 +226,7 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
             logger.warning("LM cache unavailable, calling the LM directly: %r", exc)
 
     def reset_memory_cache(self) -> None:
-        """Nothing is kept in memory."""
-
-
-def _flight_key(key: str) -> str:
-    """The claim on making the call cached under `key` (outside the cache's own key space)."""
-    return f"{keys.LM_CACHE_FLIGHT}:{key.rsplit(':', 1)[1]}"
+        """Nothing is kept in memory beyond a caching context (`caching_for`)."""
 
 
 def namespace_for(job: ResolvedJob) -> str:
@@ -192,17 +238,33 @@ def namespace_for(job: ResolvedJob) -> str:
 @contextmanager
 def caching_for(job: ResolvedJob, enabled: bool) -> Iterator[None]:
     """Let LM calls made in this context (and dspy's worker threads) use the shared cache."""
-    with dspy.context(**{NAMESPACE_SETTING: namespace_for(job) if enabled else None}):
-        yield
+    settings: dict[str, Any] = {NAMESPACE_SETTING: None}
+    if enabled:
+        settings = {NAMESPACE_SETTING: namespace_for(job), TIER_SETTING: LocalTier()}
+    try:
+        with dspy.context(**settings):
+            yield
+    finally:
+        if enabled and isinstance(dspy.cache, RedisLMCache):
+            dspy.cache.flush()  # before the step's record or the shard's result says it is done
 
 
 def install_cache(
-    client: redis.Redis | None, ttl_s: int, max_entries: int, max_value_bytes: int, flight_ttl_s: float = 30.0
+    client: redis.Redis | None,
+    ttl_s: int,
+    max_entries: int,
+    max_value_bytes: int,
+    flight_ttl_s: float = 30.0,
+    worker: str = "",
 ) -> None:
-    """Make the shared cache `dspy.cache` in this process (None: no LM-call caching at all)."""
+    """Make the shared cache `dspy.cache` in this process (None: no LM-call caching at all).
+
+    `worker` names this process in its single-flight claims: with a Celery node name (`name@host`),
+    waiters on other nodes take a claim over once that node's presence is gone.
+    """
     if client is None:
         dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
         return
-    cache = RedisLMCache(client, ttl_s, max_entries, max_value_bytes, flight_ttl_s)
+    cache = RedisLMCache(client, ttl_s, max_entries, max_value_bytes, flight_ttl_s, worker)
     with dspy._cache_lock:
         dspy.cache = cache

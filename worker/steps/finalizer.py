@@ -14,6 +14,7 @@ from btq.schemas.job import JobSpec
 from btq.schemas.result import JobResult, StepOutcome, StepRecord
 from btq.worker.core.ranking import build_result
 from btq.worker.settings import WorkerSettings
+from btq.worker.sharding.board import drop_step_evaluations
 from btq.worker.state.events import EventEmitter
 from btq.worker.state.lease import live_holder
 from btq.worker.state.store import JobStore
@@ -47,6 +48,8 @@ class Finalizer:
         assert spec.seed is not None  # the producer fixes a concrete seed at submission
         result = build_result(job_id, spec.strategy, spec.seed, records, cancelled)
         stored, _ = self.store.put_result(result, steps)
+        for record in records:  # a step holder that died between storing its record and dropping them
+            drop_step_evaluations(self.store.redis, job_id, record.index)
         for record in records:  # any step event a crash left unemitted comes before the job's
             self.emit_outcome(spec, job_id, record)
         self.emit_result(stored, steps)

@@ -28,6 +28,7 @@ def record_without_running(
         strategy=spec.strategy_prefix(index),
         optimizer_key=spec.steps()[index - 1] if index else None,
         outcome=outcome,
+        rng=previous.rng if previous else None,
         rng_state=previous.rng_state if previous else [],
         train_order=previous.train_order if previous else [],
         worker=worker,

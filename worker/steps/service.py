@@ -22,6 +22,7 @@ from btq.worker.core.registry import Registry, WorkerResources
 from btq.worker.core.runner import StepHooks, run_baseline, run_step
 from btq.worker.core.valset import polled
 from btq.worker.settings import WorkerSettings
+from btq.worker.sharding.board import drop_step_evaluations
 from btq.worker.sharding.evaluator import ShardingSupport, StepEvaluator
 from btq.worker.sharding.examples import EvaluationCancelled
 from btq.worker.sharding.hook import evaluating_with
@@ -81,6 +82,8 @@ class StepService:
                     if lease.is_lost():  # whatever it computed, the step belongs to its new holder now
                         raise LeaseLostError(f"step {index} of job {job_id}: lease lost while running")
                     existing, _ = self.store.put_step(job_id, record)
+        # The record holds what the step's evaluations were for: their shards are no longer needed.
+        drop_step_evaluations(self.store.redis, job_id, index)
         # Emitted from the stored record by whoever finds it without its event: a holder that died
         # between storing the record and emitting the event loses no event.
         self._emit_outcome(spec, job_id, existing)
@@ -232,7 +235,8 @@ class StepService:
             if lease.is_lost():  # a paused holder that woke up after a takeover reports nothing
                 return
             # What this worker's part of the step spent so far (shards elsewhere add theirs at the end).
-            detail = {**detail, "usage": meter.usage().model_dump(mode="json")}
+            # Zero counters left out (readers default them), as progress events are many.
+            detail = {**detail, "usage": meter.usage().model_dump(mode="json", exclude_defaults=True)}
             self._emit_step(EventType.STEP_PROGRESS, spec, job_id, index, attempt=attempt, detail=detail)
 
         return emit
