@@ -39,6 +39,8 @@ from btq.worker.lm.simulated import simulated_lm
 
 P_KWARGS: dict[str, Any] = {"num_candidate_programs": 2, "max_bootstrapped_demos": 3, "num_threads": 1}
 SEED = 7
+ONEJOB_TIMEOUT_S = 900.0
+"""Bound on the job's event wait: about a minute on one quiet worker, several on a loaded machine."""
 
 
 def onejob_spec(latency_ms: int) -> dict[str, Any]:
@@ -72,7 +74,7 @@ def _one_run(ctx: BenchContext, size: int, rep: int) -> dict[str, Any]:
             fleet.start(f"bench-onejob-{i}")
         client = JobClient(ProducerSettings(redis_url=db_url(DB_ONEJOB)))
         cpu_before = sum(w.cpu_s() for w in fleet.workers)
-        run = run_job(client, onejob_spec(ctx.plan.onejob_latency_ms))
+        run = run_job(client, onejob_spec(ctx.plan.onejob_latency_ms), timeout_s=ONEJOB_TIMEOUT_S)
         cpu_s = sum(w.cpu_s() for w in fleet.workers) - cpu_before
     done = [e for e in run.events if e.type is EventType.STEP_SUCCEEDED]
     sharded = sum(_number((e.detail or {}).get("sharded_evaluation_s")) for e in done)
