@@ -53,8 +53,7 @@ class Plan:
     """Cumulative job counts after which the worker's RSS is read (all go to the JSON)."""
     memory_report: tuple[int, ...]
     """The checkpoints shown in the table."""
-    onejob_workers: tuple[int, ...] = (1, 2, 4)
-    onejob_valset: int = 200
+    onejob_workers: tuple[int, ...] = (1, 2, 4, 8, 16)
     onejob_reps: int = 2
     onejob_latency_ms: int = 20
     cache_valset: int = 60
@@ -86,7 +85,7 @@ QUICK = Plan(
     events_workers=2,
     memory_checkpoints=(1, 20, 50),
     memory_report=(1, 20, 50),
-    onejob_valset=80,
+    onejob_workers=(1, 2, 4),
     onejob_reps=1,
     cache_valset=30,
 )

@@ -73,11 +73,11 @@ class DistributedRun:
     result: JobResult
 
 
-def run_job(client: JobClient, spec: dict[str, Any]) -> DistributedRun:
+def run_job(client: JobClient, spec: dict[str, Any], timeout_s: float = JOB_TIMEOUT_S) -> DistributedRun:
     """Submit `spec`, follow its events to the terminal one, and return the wall time and result."""
     started = time.perf_counter()
     job_id = client.submit(spec)
-    events = list(client.follow(job_id, JOB_TIMEOUT_S))
+    events = list(client.follow(job_id, timeout_s))
     wall_s = time.perf_counter() - started
     result = client.result(job_id)
     if result is None:

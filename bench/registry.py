@@ -26,6 +26,9 @@ MODEL = "sim/arith-small"
 EVAL_DATASET = "bench.eval"
 """Generated arithmetic: 20 training and 200 validation examples (an evaluation-bound job)."""
 
+ONEJOB_DATASET = "bench.onejob"
+"""Generated arithmetic: 100 training and 200 validation examples (the one-job scaling section's job)."""
+
 COUNTED_LM = "bench.counted20"
 """A cached simulated LM (20 ms per call) counting the calls it answers in the worker's Redis."""
 
@@ -44,15 +47,20 @@ class CountingEngine(simulated.CountingEngine):
     calls_key = LM_CALLS_KEY
 
 
-def eval_splits(seed: int = 4242) -> dict[str, list[dspy.Example]]:
-    """Return 20 training and 200 validation two-operand arithmetic questions."""
+def eval_splits(seed: int = 4242, train: int = 20) -> dict[str, list[dspy.Example]]:
+    """Return `train` training and 200 validation two-operand arithmetic questions."""
     rng = random.Random(seed)
     examples = []
-    for _ in range(220):
+    for _ in range(train + 200):
         a, b, op = rng.randint(2, 99), rng.randint(2, 99), rng.choice("+-*")
         answer = a + b if op == "+" else a - b if op == "-" else a * b
         examples.append(dspy.Example(question=f"What is {a} {op} {b}?", answer=str(answer)).with_inputs("question"))
-    return {"train": examples[:20], "val": examples[20:]}
+    return {"train": examples[:train], "val": examples[train:]}
+
+
+def onejob_splits() -> dict[str, list[dspy.Example]]:
+    """Return 100 training and 200 validation arithmetic questions."""
+    return eval_splits(seed=4343, train=100)
 
 
 def feedback(
@@ -95,6 +103,7 @@ def register(registry: Registry) -> None:
     registry.dataset(TINY_DATASET, tiny_splits)
     registry.dataset(EVAL_DATASET, eval_splits)
     registry.dataset(STORAGE_DATASET, storage_splits)
+    registry.dataset(ONEJOB_DATASET, onejob_splits)
     registry.metric("bench.feedback", feedback)
     registry.lm(
         COUNTED_LM_0,

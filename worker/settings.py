@@ -100,9 +100,16 @@ class WorkerSettings(BaseSettings):
         default=True, description="Shard a step's evaluations across the fleet (off: every evaluation in-process)"
     )
     shard_min_examples: int = Field(
-        default=8, ge=1, description="Smallest shard; evaluations of fewer than twice this stay in-process"
+        default=8,
+        ge=1,
+        description=(
+            "Smallest shard (halved when the fleet has more processes than such shards); evaluations of "
+            "fewer than twice this stay in-process"
+        ),
     )
-    shards_per_slot: int = Field(default=4, ge=1, description="Shards cut per live worker process (load balancing)")
+    shards_per_slot: int = Field(
+        default=4, ge=1, description="Most shards cut per live worker process, in whole rounds (load balancing)"
+    )
     shard_lease_ttl_s: float = Field(
         default=10.0, gt=0, description="A claimed shard's lease; a shard whose holder died is re-run after it lapses"
     )

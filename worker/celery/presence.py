@@ -10,6 +10,7 @@ producers stop routing to it and shard sizing stops counting its pool.
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -43,6 +44,8 @@ class Presence:
         self._thread: threading.Thread | None = None
         self._manifest: RegistryManifest | None = None
         self.pool_size = 0
+        self._task_client: redis.Redis | None = None
+        self._task_client_pid = 0
 
     def load_registry(self) -> str:
         """Load the registry now, in the main process; return the worker's profile queue."""
@@ -96,24 +99,24 @@ class Presence:
             client.close()
 
     def task_started(self, worker: str, task_id: str, task: str, args: list[Any]) -> None:
-        """Record that `worker` runs `task_id` (called in the pool process running it)."""
+        """Record that `worker` runs `task_id` (called in the pool process running it): one round trip."""
         detail = {"task": task, "args": args, "since": time.time()}
-        client = self._client()
-        try:
-            pipe = client.pipeline(transaction=False)
-            pipe.hset(keys.worker_key(worker, "running"), task_id, json.dumps(detail))
-            pipe.pexpire(keys.worker_key(worker, "running"), int(self.settings.worker_manifest_ttl_s * 1000))
-            pipe.execute()
-        finally:
-            client.close()
+        pipe = self._pool_client().pipeline(transaction=False)
+        pipe.hset(keys.worker_key(worker, "running"), task_id, json.dumps(detail))
+        pipe.pexpire(keys.worker_key(worker, "running"), int(self.settings.worker_manifest_ttl_s * 1000))
+        pipe.execute()
 
     def task_ended(self, worker: str, task_id: str) -> None:
         """Forget a finished task."""
-        client = self._client()
-        try:
-            client.hdel(keys.worker_key(worker, "running"), task_id)
-        finally:
-            client.close()
+        self._pool_client().hdel(keys.worker_key(worker, "running"), task_id)
+
+    def _pool_client(self) -> redis.Redis:
+        # One client per pool process, made after the fork and kept: a connection per task would cost a
+        # connect, HELLO and SELECT twice for every shard task.
+        if self._task_client is None or self._task_client_pid != os.getpid():
+            self._task_client = self._client()
+            self._task_client_pid = os.getpid()
+        return self._task_client
 
     def _client(self) -> redis.Redis:
         return redis.Redis.from_url(self.settings.redis_url)

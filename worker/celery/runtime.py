@@ -103,7 +103,7 @@ class WorkerRuntime:
         )
         # This process's counters go to Redis in batches (task end, or every few seconds while counting).
         TALLY.bind(redis_sink(client, lambda: TALLY.node))
-        lm_observer.install()
+        lm_observer.install(spans=s.otel_exporter != "none")
         sharding = None
         if s.sharding_enabled and self._send_shards is not None:
             sharding = ShardingSupport(

@@ -1,8 +1,10 @@
-"""A dspy callback on every LM request of this process: counts it and, when tracing, wraps it in a span.
+"""Every LM request of this process is counted and, when tracing, wrapped in a span.
 
-Installed once per worker process (`install`); it sees cache hits too (dspy calls callbacks around
-`BaseLM.__call__`, outside the cache), so `lm_requests` counts what programs asked for and the cache's
-own counters say how many were answered without a call.
+Installed once per worker process (`install`). The count (`lm_requests`, `lm_errors`) comes from the
+metering wrapper of dspy's `execute` (`btq.worker.core.metering`), which sees cache hits too, so
+`lm_requests` counts what programs asked for and the cache's own counters say how many were answered
+without a call. The span needs a dspy callback, and any callback makes dspy inspect the arguments of
+every module, adapter and LM call: it is added only when tracing is on.
 """
 
 import sys
@@ -12,13 +14,11 @@ from typing import Any
 import dspy
 from dspy.utils.callback import BaseCallback
 
-from btq.schemas.metrics import WorkerCount
-from btq.worker.core import tracing
-from btq.worker.core.tally import TALLY
+from btq.worker.core import metering, tracing
 
 
 class LMObserver(BaseCallback):  # type: ignore[misc]
-    """Counts LM requests and errors; opens a `btq.lm_call` span per request when tracing."""
+    """Opens a `btq.lm_call` span per request (tracing only)."""
 
     def __init__(self) -> None:
         self._spans: dict[str, Any] = {}
@@ -32,21 +32,21 @@ class LMObserver(BaseCallback):  # type: ignore[misc]
                 self._spans[call_id] = handle
 
     def on_lm_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
-        """Count the request (and its error) and close its span."""
-        TALLY.add(WorkerCount.LM_REQUESTS)
-        if exception is not None:
-            TALLY.add(WorkerCount.LM_ERRORS)
+        """Close the request's span."""
         with self._lock:
             handle = self._spans.pop(call_id, None)
         tracing.end_span(handle, exception)
 
 
-def install() -> None:
-    """Add the observer to dspy's process-wide callbacks once (any thread may call this).
+def install(spans: bool) -> None:
+    """Count every LM request; with `spans`, add the observer to dspy's process-wide callbacks once.
 
-    dspy lets only its first configuring thread call `dspy.configure`, and a pool's task thread may not be
+    Any thread may call this: dspy lets only its first configuring thread call `dspy.configure`, and a pool's task thread may not be
     that thread: the callback goes into the process-wide settings directly, before any task's context.
     """
+    metering.install()
+    if not spans:
+        return
     # The module (its name is shadowed by the `settings` object in its package): the process-wide config.
     config = sys.modules["dspy.dsp.utils.settings"].main_thread_config
     callbacks = list(config.get("callbacks") or [])

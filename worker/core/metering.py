@@ -137,7 +137,15 @@ def install() -> None:
 
 def _execute(lm: Any, call: Any) -> Any:
     meter = active()
-    result = _originals["execute"](lm, call)
+    # Every request a program makes, cache hits included (the cache is looked up inside `execute`): the
+    # fleet's lm_requests counter, counted here rather than by a dspy callback, whose mere presence
+    # makes dspy inspect the arguments of every module, adapter and LM call.
+    TALLY.add(WorkerCount.LM_REQUESTS)
+    try:
+        result = _originals["execute"](lm, call)
+    except Exception:
+        TALLY.add(WorkerCount.LM_ERRORS)
+        raise
     if meter is not None:
         _account(meter, result)
     return result

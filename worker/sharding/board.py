@@ -18,7 +18,21 @@ import redis
 from btq.schemas import keys
 from btq.schemas.codec import decode
 from btq.schemas.sharding import EvalRequest, ShardResult
-from btq.worker.state.lease import StepLease
+from btq.worker.state.lease import Holder, StepLease
+
+# Pop queued shard numbers until one has no result, then try its lease: one round trip per claim instead
+# of a pop, a result check and a lease write each. Returns {shard, 1} when leased, {shard, 0} when
+# another holder's lease is there (the caller then checks whether that holder is gone), {} when empty.
+_CLAIM = """
+while true do
+  local shard = redis.call('lpop', KEYS[1])
+  if not shard then return {} end
+  if redis.call('hexists', KEYS[2], shard) == 0 then
+    local leased = redis.call('set', ARGV[1] .. shard, ARGV[2], 'NX', 'PX', ARGV[3])
+    return {shard, leased and 1 or 0}
+  end
+end
+"""
 
 # A shard's result counts only while its evaluation exists: once the step's record is stored the
 # evaluation is dropped, and a late shard must not bring its keys back for the retention period.
@@ -51,6 +65,7 @@ class ShardBoard:
         self.eval_id = eval_id
         self.ttl_s = ttl_s
         self.lease_ttl_s = lease_ttl_s
+        self._claim = client.register_script(_CLAIM)
 
     def _key(self, part: str) -> str:
         return keys.eval_key(self.job_id, self.eval_id, part)
@@ -91,20 +106,36 @@ class ShardBoard:
     def claim_next(self) -> tuple[int, StepLease] | None:
         """Pop queued shards until one has no result and its lease is ours; None when the queue is empty."""
         while True:
-            raw = self.redis.lpop(self._key("todo"))
-            if raw is None:
+            lease = StepLease.on_key(self.redis, "", self.lease_ttl_s)  # its key is known once a shard is popped
+            popped = self._claim(
+                keys=[self._key("todo"), self._key("results")],
+                args=[self._key("lease:"), lease.value, lease.ttl_ms],
+            )
+            if not popped:
                 return None
-            shard = int(str(raw, "ascii") if isinstance(raw, bytes) else str(raw))
-            if self.redis.hexists(self._key("results"), str(shard)):
-                continue
-            lease = self.lease(shard)
-            if lease.acquire():
+            shard = int(popped[0])
+            lease.key = self._key(f"lease:{shard}")
+            if int(popped[1]) == 1:
+                lease.adopt()
+                return shard, lease
+            if lease.acquire():  # leased by another holder: taken over only if that holder is gone
                 return shard, lease
 
     def take_over(self, shard: int) -> StepLease | None:
         """Lease `shard` if nobody holds it (its holder finished, gave up or died); None otherwise."""
         lease = self.lease(shard)
         return lease if lease.acquire() else None
+
+    def unheld(self, shards: list[int]) -> list[int]:
+        """Return those of `shards` whose lease is free or whose holder is gone (one round trip for all)."""
+        if not shards:
+            return []
+        raws = self.redis.mget([self._key(f"lease:{shard}") for shard in shards])
+        return [
+            shard
+            for shard, raw in zip(shards, raws, strict=True)
+            if raw is None or ((holder := Holder.decode(raw)) is not None and holder.is_gone())
+        ]
 
     def store(self, result: ShardResult) -> bool:
         """Store a shard's result once and wake the waiting step; return whether this one was stored."""

@@ -193,7 +193,8 @@ class StepEvaluator:
             self._report(progress, len(done))
             if len(done) == len(request.shards):
                 return local
-            claim = board.claim_next()
+            claim = board.claim_next()  # a claimed shard had no result when its lease was taken (atomically)
+            taken_over = claim is None
             if claim is None:
                 claim = self._lost_shard(board, request, done)
             if claim is None:
@@ -201,19 +202,20 @@ class StepEvaluator:
                 continue
             shard, lease = claim
             with lease:
-                if shard in board.done():
+                if taken_over and shard in board.done():  # its holder may have stored it before letting go
                     continue
                 start, end = request.shards[shard]
                 local[shard] = self._score_here(board, request, shard, lease, program, metric, devset[start:end])
 
     def _lost_shard(self, board: ShardBoard, request: EvalRequest, done: set[int]) -> tuple[int, StepLease] | None:
         """Take over a shard nobody holds any more (its holder died or gave up)."""
-        for shard in range(len(request.shards)):
-            if shard not in done:
-                lease = board.take_over(shard)
-                if lease is not None:
-                    TALLY.add(WorkerCount.SHARDS_TAKEN_OVER)
-                    return shard, lease
+        # One read of every open shard's lease first: most are held by live helpers, and asking each in
+        # turn would cost two round trips per shard every time the step wakes up.
+        for shard in board.unheld([n for n in range(len(request.shards)) if n not in done]):
+            lease = board.take_over(shard)
+            if lease is not None:
+                TALLY.add(WorkerCount.SHARDS_TAKEN_OVER)
+                return shard, lease
         return None
 
     def _score_here(

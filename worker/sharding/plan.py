@@ -9,7 +9,6 @@ as dspy would run it: correctness never depends on sharding.
 
 import hashlib
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -26,10 +25,30 @@ METRIC_ATTRIBUTE = "__btq_metric__"
 
 
 def shard_bounds(size: int, live_slots: int, min_examples: int, shards_per_slot: int) -> list[tuple[int, int]]:
-    """Cut `size` examples into shards: enough for every live slot to take several, none below `min_examples`."""
-    target = max(1, live_slots * shards_per_slot)
-    width = max(min_examples, math.ceil(size / target))
-    return [(start, min(start + width, size)) for start in range(0, size, width)]
+    """Cut `size` examples into contiguous shards whose sizes differ by at most one.
+
+    Up to `shards_per_slot` shards per live worker process, none below `min_examples` (the per-shard cost
+    of a task, a lease and a stored result must stay small next to the examples' LM calls). Above one
+    shard per process the count is a whole number of rounds (a multiple of the processes), so every
+    process finishes its last shard at about the same time instead of a few tail shards keeping the
+    fleet waiting; below it (many processes, a small set) the floor halves rather than leave processes
+    idle. A pure function of its inputs: the same fleet size always gives the same plan.
+    """
+    slots = max(1, live_slots)
+    count = min(slots * shards_per_slot, size // max(1, min_examples))
+    if count < slots:
+        count = min(slots, size // max(1, min_examples // 2))
+    elif count > slots:
+        count -= count % slots
+    count = max(1, min(count, size))
+    base, extra = divmod(size, count)
+    bounds = []
+    start = 0
+    for index in range(count):
+        end = start + base + (1 if index < extra else 0)
+        bounds.append((start, end))
+        start = end
+    return bounds
 
 
 class ShardPlanner:

@@ -7,6 +7,7 @@ sizing sums their pool sizes, `btq workers` and the dashboard show them. A worke
 renewing: its record lapses and readers prune its name.
 """
 
+import json
 import logging
 import time
 from typing import cast
@@ -40,22 +41,23 @@ def withdraw(client: redis.Redis, name: str) -> None:
     pipe.execute()
 
 
-def live_records(client: redis.Redis) -> list[RegistryManifest]:
-    """Return the records of live workers; names whose record lapsed are pruned, unreadable ones skipped."""
-    names = [
-        n.decode() if isinstance(n, bytes) else str(n) for n in cast(list[bytes], client.zrange(keys.WORKERS, 0, -1))
-    ]
+def _live_raw(client: redis.Redis) -> list[tuple[str, bytes]]:
+    """Return (name, raw record) of every listed worker whose record key exists; prune the others' names."""
+    names = [_text(n) for n in cast(list[bytes], client.zrange(keys.WORKERS, 0, -1))]
     if not names:
         return []
     raws = cast(list[bytes | None], client.mget([keys.worker_key(n, "manifest") for n in names]))
     gone = [n for n, raw in zip(names, raws, strict=True) if raw is None]
     if gone:
         client.zrem(keys.WORKERS, *gone)
+    return [(name, raw) for name, raw in zip(names, raws, strict=True) if raw is not None]
+
+
+def live_records(client: redis.Redis) -> list[RegistryManifest]:
+    """Return the records of live workers; names whose record lapsed are pruned, unreadable ones skipped."""
     now = time.time()
     records = []
-    for name, raw in zip(names, raws, strict=True):
-        if raw is None:
-            continue
+    for name, raw in _live_raw(client):
         try:
             record = RegistryManifest.model_validate_json(raw)
         except pydantic.ValidationError as exc:  # not ours, or another version's: it does not count
@@ -68,5 +70,29 @@ def live_records(client: redis.Redis) -> list[RegistryManifest]:
 
 
 def live_slots(client: redis.Redis) -> int:
-    """Return the number of worker processes in live workers (0 when none said it is alive)."""
-    return sum(record.pool_size for record in live_records(client))
+    """Return the number of worker processes in live workers (0 when none said it is alive).
+
+    Asked before every sharded evaluation: reads only the two fields it needs from each record (a
+    manifest lists every registered program, optimizer and dataset, and a full parse of each costs more
+    than the answer is worth). A record that is not a JSON object with a whole pool size does not count.
+    """
+    now = time.time()
+    total = 0
+    for name, raw in _live_raw(client):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            record = None
+        pool = record.get("pool_size") if isinstance(record, dict) else None
+        if not isinstance(pool, int) or isinstance(pool, bool) or pool < 0:
+            logger.warning("unreadable heartbeat record of worker %s: no whole pool_size", name)
+            continue
+        expires = record.get("expires_at") if isinstance(record, dict) else None
+        if isinstance(expires, int | float) and expires and expires < now:
+            continue  # lapsed while Redis had not yet expired the key
+        total += pool
+    return total
+
+
+def _text(name: bytes | str) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)

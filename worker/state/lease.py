@@ -136,11 +136,15 @@ class StepLease:
         """Take the lease if nobody holds it, or if its holder process is gone; start renewing it."""
         if not self.redis.set(self.key, self.value, nx=True, px=self.ttl_ms) and not self._take_over_dead():
             return False
+        self.adopt()
+        return True
+
+    def adopt(self) -> None:
+        """Start holding a lease whose value was just written as ours (by a script that claimed it)."""
         self._confirmed_at = time.monotonic()
         self._beat()
         self._renewer = threading.Thread(target=self._renew, name="btq-lease", daemon=True)
         self._renewer.start()
-        return True
 
     def _take_over_dead(self) -> bool:
         raw = self.redis.get(self.key)
