@@ -13,7 +13,7 @@ import pytest
 from btq.worker.lm.local.models import ServedModel
 from btq.worker.lm.local.procs import wait_until
 from btq.worker.lm.local.provider import LlamaCppProvider
-from btq.worker.lm.local.server import ServerPool, ServerStartError, _healthy, start_server
+from btq.worker.lm.local.server import STRUCTURED, ServerPool, ServerStartError, _healthy, start_server
 from btq.worker.lm.local.settings import ServerSettings
 
 pytestmark = pytest.mark.slow
@@ -44,9 +44,12 @@ def test_launch_reuse_kill_and_lazy_restart(pool: ServerPool) -> None:
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         prediction = dspy.Predict("question -> answer")(question="What is 2 + 2?")
     assert isinstance(prediction.answer, str)  # the server's grammar enforces JSON: it parses
+    structured = pool.get(BASE, STRUCTURED)  # JSON requests have a server of their own
+    assert structured is not None and structured.process.pid != server.process.pid
 
     lm.kill()
     assert wait_until(lambda: _gone(server.process.pid), 15) and pool.get(BASE) is None
+    assert wait_until(lambda: _gone(structured.process.pid), 15) and pool.get(BASE, STRUCTURED) is None
     assert server.log.exists()  # logs are kept after stop
     lm("Reply with one word: again")  # a request after kill starts the server again
     restarted = pool.get(BASE)
@@ -87,3 +90,22 @@ def test_a_broken_model_fails_fast_with_its_log(tmp_path: Path, local_extra: Non
     settings = ServerSettings(log_dir=tmp_path, start_timeout_s=60)
     with pytest.raises(ServerStartError, match="exited during start"):
         start_server(ServedModel("llamacpp/bogus", bogus), settings)
+
+
+def test_a_server_per_prompt_format_answers_as_one_server(tmp_path: Path, local_extra: None) -> None:
+    """ChatAdapter answers that fall back to JSONAdapter are the same with the structured server on or off."""
+    from btq.worker.lm.local.tasks import catalog
+
+    answers: dict[bool, list[str]] = {}
+    for split in (False, True):
+        settings = ServerSettings(log_dir=tmp_path / "logs", n_ctx=2048, n_threads=1, structured_server=split)
+        own = ServerPool(settings)
+        try:
+            lm = LlamaCppProvider(pool=own).lm(BASE, max_tokens=64, stop=["\n\n", "\n["])
+            program = catalog.program()
+            program.set_lm(lm)
+            answers[split] = [str(program(**ex.inputs()).catalog_name) for ex in catalog.author_splits()["val"][:4]]
+            assert (own.get(BASE, STRUCTURED) is not None) is split
+        finally:
+            own.stop_all()
+    assert answers[True] == answers[False]

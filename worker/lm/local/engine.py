@@ -21,6 +21,7 @@ from dspy.lm15 import OpenAIChatCompat, OpenAIChatLM, Request, Response
 
 from btq.worker.core import interrupt
 from btq.worker.lm.local.models import BASE_MODELS
+from btq.worker.lm.local.server import STRUCTURED
 
 if TYPE_CHECKING:
     from btq.worker.lm.local.provider import LlamaCppProvider
@@ -73,7 +74,11 @@ class LlamaCppEngine:
         self._lock = threading.Lock()
 
     def _route(self, request: Request) -> tuple[OpenAIChatLM, Request]:
-        server = self.provider.server_for(request.model)
+        # Structured requests (JSONAdapter, often ChatAdapter's fallback) go to a server of their own, so
+        # neither prompt format evicts the other's evaluated prefix. Each is answered by the same model and settings.
+        split = self.provider.pool.settings.structured_server
+        slot = STRUCTURED if split and request.config.response_format is not None else ""
+        server = self.provider.server_for(request.model, slot)
         with self._lock:
             client = self._clients.get(server.base_url)
             if client is None:

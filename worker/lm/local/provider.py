@@ -81,12 +81,12 @@ class LlamaCppProvider(Provider):  # type: ignore[misc]
         """Return True for `llamacpp/...` model names."""
         return model.startswith(PREFIX)
 
-    def server_for(self, model: str) -> LlamaServer:
-        """Return the running server of `model`, starting it (fetching a fine-tune first) if needed."""
-        server = self.pool.get(model)
+    def server_for(self, model: str, slot: str = "") -> LlamaServer:
+        """Return the running server of `model` in `slot`, starting it (fetching a fine-tune first) if needed."""
+        server = self.pool.get(model, slot)
         if server is not None:
             return server
-        return self.pool.ensure(resolve(model, self.artifacts))
+        return self.pool.ensure(resolve(model, self.artifacts), slot)
 
     def launch(self, lm: "dspy.LM", launch_kwargs: dict[str, Any] | None = None) -> None:  # type: ignore[override]
         """Start (or reuse) the llama.cpp server of `lm.model`, waiting until it answers."""

@@ -147,12 +147,21 @@ def start_server(served: ServedModel, settings: ServerSettings) -> LlamaServer:
     raise ServerStartError(f"llama.cpp server for {served.model} exited during start:\n{last}")
 
 
+STRUCTURED = "structured"
+"""The slot of a model's requests that ask for a `response_format` (JSONAdapter's): a server of their own.
+
+A server reuses the prompt prefix it evaluated last. dspy's ChatAdapter falls back to JSONAdapter when an
+answer does not parse, so on one server the two prompt formats alternate and every prompt is evaluated
+from its start; with a server per format each keeps its own system prompt (and demos) evaluated.
+"""
+
+
 class ServerPool:
-    """The servers of this process, by model name; thread-safe, one start per model at a time."""
+    """The servers of this process, by model name and slot; thread-safe, one start per model at a time."""
 
     def __init__(self, settings: ServerSettings | None = None) -> None:
         self.settings = settings or ServerSettings()
-        self._servers: dict[str, LlamaServer] = {}
+        self._servers: dict[tuple[str, str], LlamaServer] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -169,47 +178,54 @@ class ServerPool:
             self._locks.clear()
             self._pid = os.getpid()
 
-    def ensure(self, served: ServedModel) -> LlamaServer:
-        """Return the running server for `served.model`, starting (or restarting a dead) one."""
+    def ensure(self, served: ServedModel, slot: str = "") -> LlamaServer:
+        """Return the running server for `served.model` in `slot`, starting (or restarting a dead) one.
+
+        Slots are servers of the same model for different kinds of requests (`STRUCTURED`); "" is the main one.
+        """
+        key = (served.model, slot)
         with self._model_lock(served.model):
-            server = self._servers.get(served.model)
+            server = self._servers.get(key)
             if server is not None and server.alive() and server.served == served:
                 return server
             if server is not None:
                 logger.warning("llama.cpp server for %s is gone or changed; starting anew", served.model)
                 terminate(server.process, self.settings.stop_timeout_s)
             server = start_server(served, self.settings)
-            self._servers[served.model] = server
+            self._servers[key] = server
             return server
 
-    def get(self, model: str) -> LlamaServer | None:
-        """Return the live server of `model`, if one runs."""
+    def get(self, model: str, slot: str = "") -> LlamaServer | None:
+        """Return the live server of `model` in `slot`, if one runs."""
         with self._lock:
             self._forget_if_forked()
-            server = self._servers.get(model)
+            server = self._servers.get((model, slot))
         return server if server is not None and server.alive() else None
 
     def stop(self, model: str) -> None:
-        """Stop the server of `model`, if any (its log stays on disk)."""
+        """Stop the servers of `model` (every slot), if any (their logs stay on disk)."""
         with self._model_lock(model):
-            server = self._servers.pop(model, None)
-            if server is not None:
+            with self._lock:
+                servers = [self._servers.pop(key) for key in [k for k in self._servers if k[0] == model]]
+            for server in servers:
                 terminate(server.process, self.settings.stop_timeout_s)
                 logger.info("llama.cpp server for %s stopped (log %s)", model, server.log)
 
     def stop_all(self) -> None:
         """Stop every server this process started."""
+        for model in self._all_models():
+            self.stop(model)
+
+    def _all_models(self) -> list[str]:
         with self._lock:
             self._forget_if_forked()
-            models = list(self._servers)
-        for model in models:
-            self.stop(model)
+            return sorted({model for model, _ in self._servers})
 
     def models(self) -> list[str]:
         """Return the models with a live server."""
         with self._lock:
             self._forget_if_forked()
-            return [m for m, s in self._servers.items() if s.alive()]
+            return sorted({m for (m, _), s in self._servers.items() if s.alive()})
 
 
 _POOLS: list[ServerPool] = []

@@ -23,6 +23,11 @@ class ServerSettings(BaseSettings):
     stop_timeout_s: float = Field(default=10.0, gt=0, description="SIGTERM grace before SIGKILL")
     log_dir: Path = Field(default_factory=lambda: _default_cache_dir() / "server-logs")
     request_timeout_s: float = Field(default=300.0, gt=0, description="Bound on one completion request")
+    structured_server: bool = Field(
+        default=True,
+        description="Serve requests with a response_format (JSONAdapter's) from a second server of the model, "
+        "so they do not evict the evaluated prompt prefix of the others",
+    )
 
 
 class FinetuneSettings(BaseModel):

@@ -36,7 +36,7 @@ from btq.worker.lm.local.training.train import ADAPTER_DIR, MODEL_DIR, TrainSpec
 
 logger = logging.getLogger(__name__)
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 """Part of every fine-tune's name: bump it when training code changes what a recipe produces."""
 
 ProgressCallback = Callable[[dict[str, Any]], None]

@@ -54,3 +54,22 @@ def pad_batch(batch: Sequence[Encoded], pad_id: int) -> dict[str, list[list[int]
         out["attention_mask"].append([1] * len(e.input_ids) + [0] * pad)
         out["labels"].append(e.labels + [IGNORE] * pad)
     return out
+
+
+def shared_prefix(batch: Sequence[Encoded]) -> int:
+    """Return how many leading tokens every example of `batch` shares, all of them unlabelled context.
+
+    BootstrapFinetune's examples of one program share their system prompt and demos; training runs
+    that prefix once per batch instead of once per example. The prefix stops one token before the first
+    labelled token of any example, so every logit the loss reads comes after it.
+    """
+    if len(batch) < 2:
+        return 0
+    shortest = min(len(e.input_ids) for e in batch)
+    first_label = min(next((i for i, label in enumerate(e.labels) if label != IGNORE), len(e.labels)) for e in batch)
+    limit = min(shortest, first_label - 1)
+    head = batch[0].input_ids
+    n = 0
+    while n < limit and all(e.input_ids[n] == head[n] for e in batch[1:]):
+        n += 1
+    return n

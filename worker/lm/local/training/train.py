@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from btq.worker.lm.local.settings import FinetuneSettings
+from btq.worker.lm.local.training.sft_data import IGNORE, Encoded, pad_batch, shared_prefix
 
 ADAPTER_DIR = "hf_adapter"
 MODEL_DIR = "hf_model"
@@ -95,6 +96,39 @@ def _load_model(spec: TrainSpec, recipe: FinetuneSettings) -> tuple[Any, Any, Pa
     return model, tokenizer, start
 
 
+SHARED_PREFIX_MIN = 16
+"""Fewer shared tokens than this: the batch runs whole (the prefix pass would cost more than it saves)."""
+
+
+def batch_loss(model: Any, batch: list[Encoded], pad_id: int, min_prefix: int = SHARED_PREFIX_MIN) -> Any:
+    """Return the mean loss over the labelled tokens of `batch` (a tensor to call `backward()` on).
+
+    When the examples share a prefix (the same system prompt and demos), it runs once, batch size one,
+    and its keys and values are repeated for every example's rest: the same loss and gradients as the
+    whole batch (up to float rounding), with far less compute on demo-laden prompts. Only the logits the
+    loss reads are computed.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    padded = {k: torch.tensor(v) for k, v in pad_batch(batch, pad_id).items()}
+    prefix = shared_prefix(batch)
+    if prefix < min_prefix:
+        return model(**padded).loss
+    ids, labels = padded["input_ids"], padded["labels"]
+    head = model(input_ids=ids[:1, :prefix], use_cache=True, logits_to_keep=1)
+    cache = head.past_key_values
+    cache.batch_repeat_interleave(len(batch))
+    rest = model(
+        input_ids=ids[:, prefix:], attention_mask=padded["attention_mask"], past_key_values=cache, use_cache=True
+    )
+    # The logit at position i predicts token i + 1; the last one predicts nothing.
+    logits = rest.logits[:, :-1].float()
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels[:, prefix + 1 :].reshape(-1), ignore_index=IGNORE
+    )
+
+
 def _learning_rate(recipe: FinetuneSettings) -> float:
     if recipe.learning_rate is not None:
         return recipe.learning_rate
@@ -106,7 +140,7 @@ def train(spec: TrainSpec) -> dict[str, Any]:
     """Fine-tune as `spec` says, save the result and its GGUF into `spec.out`; return the summary."""
     import torch
 
-    from btq.worker.lm.local.training.sft_data import encode_chat, pad_batch
+    from btq.worker.lm.local.training.sft_data import encode_chat
 
     recipe = FinetuneSettings.model_validate(spec.recipe)
     torch.set_num_threads(spec.threads)
@@ -143,8 +177,7 @@ def train(spec: TrainSpec) -> dict[str, Any]:
             rng.shuffle(epoch_order)
             order += epoch_order
         batch_ids, order = order[: recipe.batch_size], order[recipe.batch_size :]
-        batch = {k: torch.tensor(v) for k, v in pad_batch([examples[i] for i in batch_ids], pad_id).items()}
-        loss = model(**batch).loss
+        loss = batch_loss(model, [examples[i] for i in batch_ids], pad_id)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
