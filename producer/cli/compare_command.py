@@ -15,6 +15,7 @@ from btq.producer.client import JobClient
 from btq.producer.demo.compare import DEFAULT_STRATEGIES, print_table, run_comparison, write_results
 from btq.producer.demo.iris import (
     DEFAULT_SEEDS,
+    PAPER_CANDIDATES,
     PAPER_LEARNING_RATE,
     SMALL_MODEL_LEARNING_RATE,
     print_iris_table,
@@ -55,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=SMALL_MODEL_LEARNING_RATE,
         help=f"with --task iris: the LoRA learning rate (the paper's: {PAPER_LEARNING_RATE:g})",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=PAPER_CANDIDATES,
+        help="with --task iris: random-search candidate programs per prompt step (the paper's: 6)",
     )
 
 
@@ -122,7 +129,9 @@ def run_compare(args: argparse.Namespace) -> int:
             wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
         if args.task:
             print(f"Iris: {len(args.strategies)} strategies x {args.seeds} seeds, one job each", flush=True)
-            iris = run_iris(client, range(args.seeds), args.strategies, args.timeout, args.learning_rate)
+            iris = run_iris(
+                client, range(args.seeds), args.strategies, args.timeout, args.learning_rate, args.candidates
+            )
             path = write_iris_results(
                 iris, Path(args.out), f"compare-iris-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
             )

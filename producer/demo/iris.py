@@ -46,13 +46,20 @@ SMALL_MODEL_LEARNING_RATE = 2e-4
 few steps 5 epochs of ~50 examples give; see docs/iris.md for the measurement."""
 
 
-def iris_spec(seed: int, learning_rate: float = SMALL_MODEL_LEARNING_RATE) -> dict[str, Any]:
+PAPER_CANDIDATES = 6
+"""BootstrapFewShotWithRandomSearch's `num_candidate_programs` in the paper (plus dspy's 3 fixed ones)."""
+
+
+def iris_spec(
+    seed: int, learning_rate: float = SMALL_MODEL_LEARNING_RATE, candidates: int = PAPER_CANDIDATES
+) -> dict[str, Any]:
     """Return the paper's Iris job for `seed`: its split, its optimizer settings, the LM teaching itself.
 
     Prompt optimization sees 15 train / 35 validation examples (both from the 50 train examples),
     BootstrapFewShotWithRandomSearch with 6 candidates and up to 3 demos; BootstrapFinetune trains LoRA
     rank 32, alpha 64, 5 epochs, batch 8 on the whole train split; BetterTogether scores every step on the
-    50 val examples. Only the learning rate differs from the paper by default (see SMALL_MODEL_LEARNING_RATE).
+    50 val examples. Only the learning rate differs from the paper by default (see SMALL_MODEL_LEARNING_RATE);
+    `candidates` trades the random search's breadth for time.
     """
     dataset = f"local.iris.seed{seed}"
     return {
@@ -63,7 +70,7 @@ def iris_spec(seed: int, learning_rate: float = SMALL_MODEL_LEARNING_RATE) -> di
             "p": {
                 "optimizer": "BootstrapFewShotWithRandomSearch",
                 "kwargs": {
-                    "num_candidate_programs": 6,
+                    "num_candidate_programs": candidates,
                     "max_bootstrapped_demos": 3,
                     "max_labeled_demos": 3,
                     "num_threads": 1,
@@ -167,6 +174,7 @@ def run_iris(
     strategies: Sequence[str] = DEFAULT_STRATEGIES,
     timeout_s: float = 3600.0,
     learning_rate: float = SMALL_MODEL_LEARNING_RATE,
+    candidates: int = PAPER_CANDIDATES,
 ) -> IrisComparison:
     """Run one comparison per seed, all at once on the fleet; return them and the table over the seeds.
 
@@ -180,7 +188,7 @@ def run_iris(
             pool.submit(
                 run_comparison,
                 recording,
-                iris_spec(seed, learning_rate),
+                iris_spec(seed, learning_rate, candidates),
                 (f"local.iris.seed{seed}", "test"),
                 strategies,
                 timeout_s,

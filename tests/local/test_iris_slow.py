@@ -10,25 +10,17 @@ import sys
 
 import pytest
 
-from btq.producer.demo.iris import iris_spec, print_iris_table, run_iris
+from btq.producer.demo.iris import print_iris_table, run_iris
 from tests.conftest import running_fleet
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 @pytest.mark.timeout(3600)
-def test_one_seed_of_the_iris_experiment_scores_every_strategy_beside_the_paper(
-    local_extra: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def small(seed: int, learning_rate: float) -> dict[str, object]:
-        spec = iris_spec(seed, learning_rate)
-        spec["optimizers"]["p"]["kwargs"]["num_candidate_programs"] = 2
-        return spec
-
-    monkeypatch.setattr("btq.producer.demo.iris.iris_spec", small)
+def test_one_seed_of_the_iris_experiment_scores_every_strategy_beside_the_paper(local_extra: None) -> None:
     env = {"BTQ_IMPORTS": '["btq.worker.lm.local.registry"]'}
     with running_fleet(4, "btq-iris", ["ia", "ib"], env) as fleet:
-        result = run_iris(fleet.client(), [0], ["p", "p -> w -> p"], timeout_s=2400)
+        result = run_iris(fleet.client(), [0], ["p", "p -> w -> p"], timeout_s=2400, candidates=2)
     print_iris_table(result, sys.stdout)
     rows = {row.strategy: row for row in result.rows}
     assert set(rows) == {"(baseline)", "p", "p -> w -> p"}
