@@ -35,7 +35,7 @@ EOF
 
 extra_installed() {
     have torch "$TORCH_VERSION" && have llama_cpp_python "$LLAMA_CPP_VERSION" && have transformers "" \
-        && have peft "" && have gguf "" && have sentencepiece "" && have safetensors "" && have fsspec "" \
+        && have peft "" && have gguf "" && have sentencepiece "" && have safetensors "" && have fsspec "" && have scikit-learn "" \
         && "$PY" -c "import uvicorn, fastapi, sse_starlette, starlette_context, pydantic_settings" 2>/dev/null
 }
 

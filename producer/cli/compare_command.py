@@ -13,6 +13,15 @@ from typing import Any
 
 from btq.producer.client import JobClient
 from btq.producer.demo.compare import DEFAULT_STRATEGIES, print_table, run_comparison, write_results
+from btq.producer.demo.iris import (
+    DEFAULT_SEEDS,
+    PAPER_CANDIDATES,
+    PAPER_LEARNING_RATE,
+    SMALL_MODEL_LEARNING_RATE,
+    print_iris_table,
+    run_iris,
+    write_iris_results,
+)
 from btq.producer.demo.jobs import DEMOS
 from btq.producer.demo.run import local_extra_missing, redis_available, wait_for, worker_process
 from btq.producer.fleet.worker_command import worker_extra_missing
@@ -37,6 +46,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="bench/results", help="directory for the JSON rows and the SVG chart")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds each job may take at most")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    parser.add_argument(
+        "--task",
+        choices=["iris"],
+        default=None,
+        help="the BetterTogether paper's Iris experiment on the local model, beside the paper's table",
+    )
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="with --task iris: seeds 0..N-1, at once")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=SMALL_MODEL_LEARNING_RATE,
+        help=f"with --task iris: the LoRA learning rate (the paper's: {PAPER_LEARNING_RATE:g})",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=PAPER_CANDIDATES,
+        help="with --task iris: random-search candidate programs per prompt step (the paper's: 6)",
+    )
 
 
 def _base(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], tuple[str, str]]:
@@ -72,6 +100,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def run_compare(args: argparse.Namespace) -> int:
     """Run `btq compare`; return the exit code (0 when every strategy produced its final program)."""
     spec, imports, held_out = _base(args)
+    if args.task and (args.spec or args.model != "local"):
+        print("--task iris runs on the local model: drop --spec and --model", file=sys.stderr)
+        return 2
+    if args.task and not 1 <= args.seeds <= 10:
+        print(f"--seeds: expected 1 to 10 (the registered splits), got {args.seeds}", file=sys.stderr)
+        return 2
     if args.workers and (missing := worker_extra_missing()):
         print(missing, file=sys.stderr)
         return 2
@@ -95,6 +129,20 @@ def run_compare(args: argparse.Namespace) -> int:
                 return False
 
             wait_for(fresh_manifest, 60, "the worker did not publish its registry within 60 s")
+        if args.task:
+            print(f"Iris: {len(args.strategies)} strategies x {args.seeds} seeds, one job each", flush=True)
+            iris = run_iris(
+                client, range(args.seeds), args.strategies, args.timeout, args.learning_rate, args.candidates
+            )
+            path = write_iris_results(
+                iris, Path(args.out), f"compare-iris-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+            )
+            print(path.read_text() if args.json else "", end="")
+            if not args.json:
+                print_iris_table(iris, sys.stdout)
+                print(f"results: {path}")
+            runs = [r for c in iris.comparisons for r in c.runs]
+            return 0 if all(r.val is not None and r.error is None for r in runs) else 1
         print(f"comparing {len(args.strategies)} strategies, one job each, on {held_out[0]}:{held_out[1]}", flush=True)
         comparison = run_comparison(client, spec, held_out, args.strategies, args.timeout)
     name = f"compare-{args.model if not args.spec else Path(args.spec).stem}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"

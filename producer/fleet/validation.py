@@ -181,6 +181,23 @@ def _check_refs(field: str, value: Any, manifest: RegistryManifest) -> None:
             _check_refs(f"{field}.{i}", v, manifest)
 
 
+def _check_compile_examples(
+    field: str, value: Any, spec: JobSpec, manifest: RegistryManifest, max_examples: int
+) -> None:
+    """A compile arg's examples: inline objects, or a registered dataset's split as the job's trainset may be."""
+    source: ExampleSource
+    if isinstance(value, dict):
+        try:
+            source = DatasetRef.model_validate(value)
+        except ValidationError as exc:
+            raise JobValidationError(field, "must be a list of example objects or {dataset, split}") from exc
+    elif isinstance(value, list) and all(isinstance(r, dict) for r in value):
+        source = value
+    else:
+        raise JobValidationError(field, "must be a list of example objects or {dataset, split}")
+    _check_examples(field, source, spec, manifest, max_examples)
+
+
 def _check_compile_args(
     key: str, args: dict[str, Any], cls: str, spec: JobSpec, manifest: RegistryManifest, max_examples: int
 ) -> None:
@@ -198,10 +215,7 @@ def _check_compile_args(
         )
     for name in ("trainset", "valset"):
         if name in args:
-            records = args[name]
-            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-                raise JobValidationError(f"{field}.{name}", "must be a list of example objects")
-            _check_examples(f"{field}.{name}", records, spec, manifest, max_examples)
+            _check_compile_examples(f"{field}.{name}", args[name], spec, manifest, max_examples)
     if "teacher" in args and args["teacher"] is not None:
         refs = args["teacher"] if isinstance(args["teacher"], list) else [args["teacher"]]
         for i, raw in enumerate(refs):

@@ -185,6 +185,10 @@ def named_entries(spec: JobSpec) -> dict[str, set[str]]:
         for raw in teachers if isinstance(teachers, list) else [teachers] if teachers else []:
             if isinstance(raw, dict) and isinstance(raw.get("name"), str):
                 named["programs"].add(ProgramRef.model_validate(raw).name)
+        for name in ("trainset", "valset"):
+            ref = args.get(name)  # a {dataset, split} reference (inline examples name no dataset)
+            if isinstance(ref, dict) and isinstance(ref.get("dataset"), str):
+                named["datasets"].add(str(ref["dataset"]))
         refs.append({k: v for k, v in args.items() if k not in ("trainset", "valset", "teacher")})
     for marker, name in _references(refs):
         named[REF_MARKERS[marker]].add(name)

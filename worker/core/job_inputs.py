@@ -7,7 +7,7 @@ from typing import Any
 import dspy
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from btq.schemas.job import ExampleSource, JobSpec, ProgramRef
+from btq.schemas.job import DatasetRef, ExampleSource, JobSpec, ProgramRef
 from btq.worker.core.lm_binding import LMBinder, build_job_lm
 from btq.worker.core.optimizers import build_optimizer, resolve_refs
 from btq.worker.core.program_state import load_program
@@ -112,6 +112,8 @@ class ResolvedJob:
             if name in EXAMPLE_SETS and isinstance(value, list):
                 records = [v for v in value if isinstance(v, dict)]
                 args[name] = to_examples(records, self.spec.input_keys, self.registry)
+            elif name in EXAMPLE_SETS and isinstance(value, dict):  # {"dataset": ..., "split": ...}
+                args[name] = to_examples(DatasetRef.model_validate(value), self.spec.input_keys, self.registry)
             elif name == "teacher" and value is not None:
                 # One teacher stays one module, a list stays a list: optimizers differ in what they take.
                 args[name] = [self._teacher(r) for r in value] if isinstance(value, list) else self._teacher(value)

@@ -9,11 +9,15 @@
 - Program `local.iso_date`, metric `local.iso_exact`, dataset `local.dates`: a strict-format task the
   model starts weak at and learns (see `btq.worker.lm.local.tasks.dates`); program `local.iso_date.teacher`, the
   same program answering from the training labels, for a job's `teacher`.
+- Program `local.iris`, metric `local.iris_exact`, datasets `local.iris` and `local.iris.seed<N>` (N 0-9):
+  the BetterTogether paper's Iris task on Fisher's data as scikit-learn ships it, split 50/50/50 by seed
+  (see `btq.worker.lm.local.tasks.iris`).
 
 Importing this module needs no model or extra; building the LM needs the `local` extra
 (scripts/install-local.sh) when it first serves or trains.
 """
 
+import functools
 from typing import Any
 
 import dspy
@@ -22,7 +26,7 @@ from btq.worker.core.progress import report
 from btq.worker.core.registry import Registry, WorkerResources
 from btq.worker.lm.local.models import PREFIX
 from btq.worker.lm.local.provider import LlamaCppProvider
-from btq.worker.lm.local.tasks import catalog, travel
+from btq.worker.lm.local.tasks import catalog, iris, travel
 from btq.worker.lm.local.tasks.dates import date_splits, iso_exact, program, teacher
 
 SMOLLM2 = f"{PREFIX}smollm2-135m-instruct"
@@ -63,7 +67,7 @@ def smollm2_lm(resources: WorkerResources) -> dspy.BaseLM:
 
 
 def register(registry: Registry) -> None:
-    """Register the local LM and the catalog-entry, trip-destination and ISO-date tasks."""
+    """Register the local LM and the catalog-entry, trip-destination, ISO-date and Iris tasks."""
     registry.lm("local.smollm2", smollm2_lm)
     registry.program("local.catalog", catalog.program)
     registry.metric("local.catalog_exact", catalog.catalog_exact)
@@ -77,3 +81,8 @@ def register(registry: Registry) -> None:
     # The teacher answers from the training labels (an oracle): the traces a stronger model would give,
     # with no API key. Name it as a job's `teacher` to bootstrap demos and fine-tuning data from it.
     registry.program("local.iso_date.teacher", lambda: teacher(date_splits()["train"]))
+    registry.program("local.iris", iris.program)
+    registry.metric("local.iris_exact", iris.species_exact)
+    registry.dataset("local.iris", iris.iris_splits)
+    for seed in iris.SEEDS:
+        registry.dataset(iris.dataset_name(seed), functools.partial(iris.iris_splits, seed))
