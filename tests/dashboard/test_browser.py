@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -77,7 +78,8 @@ def test_job_page_shows_steps_live_then_the_chart_and_the_candidates_of_btq_resu
         assert all(r[2].startswith(("wa@", "wb@")) for r in timeline)
         assert driver.find_element(By.ID, "job-state").text == "succeeded"
         # The fine-tune step ends with its sharded validation score: its last progress is that evaluation.
-        assert "evaluate 5/5" in timeline[2][7]
+        # (how many shards depends on the live fleet: every one of them is done)
+        assert re.search(r"evaluate (\d+)/\1\b", timeline[2][7]), timeline[2][7]
         screenshot(driver, "job-page-succeeded")
 
         report = client.evaluate(job_id, "t.arith", "test", timeout_s=120)
