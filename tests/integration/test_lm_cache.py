@@ -12,7 +12,7 @@ from btq.schemas.result import StepRecord
 from tests.conftest import Fleet, running_fleet
 from tests.fixture_registry import LM_CALLS_KEY
 from tests.integration.test_parity import assert_same, spec
-from tests.reference import canonical
+from tests.reference import canonical, run_reference
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +45,9 @@ def test_warm_rerun_makes_no_lm_call_and_cache_off_makes_them_all(cache_fleet: F
     assert cold_calls > 0
     assert warm_calls == 0
     assert off_calls >= cold_calls  # without the cache, repeated requests inside the job are paid again
+    # The cold run is the first job of fresh worker processes: their first, concurrent cache misses
+    # must score exactly as in-process dspy does (a failing lookup once scored an example as an error).
+    assert cold == run_reference(job).candidates
     assert cold == warm == off
 
 

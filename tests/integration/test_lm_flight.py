@@ -7,6 +7,7 @@ test process, with a TTL long enough that a wait for it would time the test's bo
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +19,8 @@ import pytest
 import redis
 
 from btq.schemas import keys
-from btq.worker.state.lease import Holder
+from btq.schemas.exceptions import RetryableStepError
+from btq.worker.state.lease import Holder, node_id
 from btq.worker.state.lm_cache import NAMESPACE_SETTING, TIER_SETTING, LocalTier, RedisLMCache
 from btq.worker.state.lm_flight import flight_key
 from tests.conftest import ROOT, redis_url, wait_until
@@ -125,3 +127,65 @@ def test_the_in_process_tier_serves_only_what_the_shared_cache_holds(scratch_db:
     scratch_db.delete(*scratch_db.scan_iter(f"{keys.LM_CACHE}:*"))  # the shared cache cleared
     with dspy.context(**{NAMESPACE_SETTING: "ns", TIER_SETTING: LocalTier()}):
         assert cache.get(REQUEST) is None  # the next context is cold, as on every other worker
+
+
+def _first_calls_of_a_forked_process(cache: RedisLMCache, threads: int) -> int:
+    """In a child just forked (as a pool process is), miss the cache from `threads` threads at once.
+
+    Returns the child's exit code: how many lookups raised instead of answering a miss. A tiny switch
+    interval makes the threads interleave inside the process's first claim, where a race would show.
+    """
+    pid = os.fork()
+    if pid == 0:  # the child: its exit code is its count of failed lookups
+        errors = 0
+        try:
+            node_id.cache_clear()  # as in a pool process that never asked: its first claim reads procfs
+            sys.setswitchinterval(1e-6)
+            start = threading.Barrier(threads)
+            failed: list[BaseException] = []
+
+            def miss(n: int) -> None:
+                request = {**REQUEST, "messages": [{"role": "user", "content": f"fork {os.getpid()} call {n}"}]}
+                start.wait(timeout=30)
+                with dspy.context(**{NAMESPACE_SETTING: "fork"}):
+                    try:
+                        if cache.get(request) is not None:
+                            failed.append(AssertionError("a request never made was a hit"))
+                    except BaseException as exc:  # what dspy would count as the example's failure
+                        failed.append(exc)
+
+            workers = [threading.Thread(target=miss, args=(n,)) for n in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(timeout=60)
+            errors = len(failed) + sum(worker.is_alive() for worker in workers)
+        except BaseException:
+            errors = 255
+        os._exit(min(errors, 255))
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_forked_process_s_first_concurrent_misses_all_answer(scratch_db: redis.Redis) -> None:
+    # A pool process starts its first evaluation with several dspy threads missing the cache at once:
+    # each must get a miss (and make its call), never an exception dspy would score as a failed example.
+    cache = _cache(scratch_db)  # made in the parent, as a worker's main process installs it, and never used there
+    failures = [_first_calls_of_a_forked_process(cache, threads=8) for _ in range(20)]
+    assert failures == [0] * 20
+
+
+def test_writes_that_do_not_land_end_the_context_retryable() -> None:
+    # Redis away: the lookup is a miss (the call is made), but the value cannot be stored, so whatever the
+    # context would store as done (a step's record, a shard's result) must not be: flush raises.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    away = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=1)
+    cache = RedisLMCache(away, ttl_s=60, max_entries=100, max_value_bytes=10_000, flight_ttl_s=LONG_TTL_S)
+    with dspy.context(**{NAMESPACE_SETTING: "away"}):
+        assert cache.get(REQUEST) is None
+        cache.put(REQUEST, {"answer": "4"})
+        with pytest.raises(RetryableStepError):
+            cache.flush()
+    cache.flush()  # reported once: the next context starts with nothing owed

@@ -19,6 +19,7 @@ import dspy
 import redis
 from dspy.evaluate.evaluate import Evaluate, EvaluationResult
 
+from btq.schemas.exceptions import RetryableStepError
 from btq.schemas.metrics import WorkerCount
 from btq.schemas.sharding import EvalRequest, ShardResult
 from btq.worker.core.job_inputs import ResolvedJob
@@ -31,6 +32,7 @@ from btq.worker.sharding.outcomes import UnencodableOutcome, decode, encode
 from btq.worker.sharding.plan import ShardPlanner, shard_bounds
 from btq.worker.state.infra import report_failure
 from btq.worker.state.lease import StepLease
+from btq.worker.state.lm_cache import flush_writes
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ class StepEvaluator:
         """Shard one `Evaluate` call, or return None to let dspy run it in-process."""
         try:
             return self._evaluate(evaluate, program, metric, devset, num_threads)
-        except redis.RedisError as exc:
+        except (redis.RedisError, RetryableStepError) as exc:
             # Optimizers catch what an evaluation raises and score the candidate 0 (dspy's
             # eval_candidate_program): an outage must end the step as retryable, never become a score.
             report_failure(exc)
@@ -246,6 +248,7 @@ class StepEvaluator:
             logger.debug("shard %s of %s kept in-process: %s", shard, request.eval_id, exc)
         else:
             TALLY.add(WorkerCount.SHARDS_SCORED)
+            flush_writes()  # a stored shard is reused as it is: the calls it rests on must be replayable
             board.store(
                 ShardResult(
                     shard=shard,

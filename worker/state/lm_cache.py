@@ -14,15 +14,20 @@ Single flight (`lm_flight.py`): on a miss the caller claims the request, naming 
 call; a caller anywhere in the fleet that misses the same request meanwhile waits for that value, and takes
 the claim over at once when its holder is gone. The read, the claim and each poll of a wait are one Lua
 call, so a miss costs one round trip; the write, the index entry and the claim's release are sent behind
-the call by this process's writer thread (`lm_writes.py`), many calls' in one pipeline, and a caching
-context waits for them when it ends.
+the call by this process's writer thread (`lm_writes.py`), a whole batch of calls' in one Lua call, and a
+caching context waits for them when it ends: if they cannot all land, the context ends with
+`RetryableStepError` (its step or shard runs again) rather than finish on values a re-run could not replay.
 
 In front of Redis, each caching context (a step, a shard task, a held-out scoring) keeps an in-process
-tier of the values it read from Redis or wrote there: a request repeated inside the context (optimizers
-repeat many) is answered without a round trip. It holds only values that are in the shared cache (a
-value too large for it, or that cannot travel as JSON, is not kept either) and lives no longer than the
-context (nor than the cache's TTL), so a worker sees what every other worker sees: a cleared cache is cold
-for the next step or shard.
+tier of the values it read from Redis or wrote there, as their JSON text: a request repeated inside the
+context (optimizers repeat many) is answered without a round trip. It holds only values that are in the
+shared cache (a value too large for it, or that cannot travel as JSON, is not kept either) and lives no
+longer than the context (nor than the cache's TTL), so a worker sees what every other worker sees: a
+cleared cache is cold for the next step or shard. Every hit decodes its own copy of the value, so no
+caller can change what another one reads.
+
+The cache never changes a result: a lookup that fails (Redis away, or anything unexpected in this module)
+is a miss, and the call is made.
 """
 
 import hashlib
@@ -40,6 +45,7 @@ import redis
 from dspy.clients.cache import Cache
 
 from btq.schemas import keys
+from btq.schemas.exceptions import RetryableStepError
 from btq.schemas.metrics import WorkerCount
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.tally import TALLY
@@ -57,7 +63,28 @@ TIER_SETTING = "btq_lm_cache_tier"
 TIER_MAX_ENTRIES = 4096
 """Bound on the values one caching context keeps in process (least recently used dropped first)."""
 
+FLUSH_TIMEOUT_S = 30.0
+"""How long a caching context waits, when it ends, for its writes to land before it fails (retryable)."""
+
+STORE_BATCH = 128
+"""Writes per Lua call of the writer (a larger batch is split, so no call holds Redis long)."""
+
 _LITELLM = "$litellm"
+
+# Store a batch of calls' values and release their claims, in one call. KEYS: the index, then each
+# write's value key and flight key. ARGV: TTL (s), now, this process's claim value ('' when single
+# flight is off: the flight key is simply dropped), then each write's JSON ('' when not cacheable).
+_STORE = """
+for j = 1, (#KEYS - 1) / 2 do
+  local key, flight, text = KEYS[2 * j], KEYS[2 * j + 1], ARGV[3 + j]
+  if text ~= '' then
+    redis.call('set', key, text, 'EX', ARGV[1])
+    redis.call('zadd', KEYS[1], ARGV[2], key)
+  end
+  if ARGV[3] == '' or redis.call('get', flight) == ARGV[3] then redis.call('del', flight) end
+end
+return 1
+"""
 
 
 def _encode(value: Any) -> str | None:
@@ -81,16 +108,28 @@ def _decode(text: bytes | str) -> Any:
     return value
 
 
+def _as_hit(value: Any) -> Any:
+    """Mark a value decoded for this caller alone as a cache hit, as dspy marks its cached responses.
+
+    dspy's own cache deep-copies what it keeps before handing it out; ours decodes a fresh value for
+    every hit, so there is nothing shared to copy.
+    """
+    if hasattr(value, "usage"):
+        value.usage = {}  # no LM call was made
+        object.__setattr__(value, "cache_hit", True)
+    return value
+
+
 class LocalTier:
-    """Values of one caching context that are in the shared cache, by key, each until its TTL."""
+    """JSON texts of one caching context's values that are in the shared cache, by key, each until its TTL."""
 
     def __init__(self, max_entries: int = TIER_MAX_ENTRIES) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[bytes | str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Any:
-        """Return the value kept for `key`, or None (never kept, dropped, or past its TTL)."""
+    def get(self, key: str) -> bytes | str | None:
+        """Return the text kept for `key`, or None (never kept, dropped, or past its TTL)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -101,10 +140,10 @@ class LocalTier:
             self._entries.move_to_end(key)
             return entry[0]
 
-    def keep(self, key: str, value: Any, ttl_s: float) -> None:
-        """Keep `value`, which the shared cache holds under `key`, for at most `ttl_s`."""
+    def keep(self, key: str, text: bytes | str, ttl_s: float) -> None:
+        """Keep `text`, which the shared cache holds under `key`, for at most `ttl_s`."""
         with self._lock:
-            self._entries[key] = (value, time.monotonic() + ttl_s)
+            self._entries[key] = (text, time.monotonic() + ttl_s)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -129,7 +168,8 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
         self.max_value_bytes = max_value_bytes
         self.flight_ttl_s = flight_ttl_s
         self.flight = Flight(client, flight_ttl_s, worker)
-        self.writes = WriteBehind(client, self._send, self._bound)
+        self.writes = WriteBehind(self._send, self._bound)
+        self._store = client.register_script(_STORE)
         self._puts = 0
         self._warned_at = 0.0
         self._count_lock = threading.Lock()
@@ -148,23 +188,23 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
         return False
 
     def get(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> Any:
-        """Return the cached value of `request`, or None (a miss, or Redis unreachable)."""
+        """Return the cached value of `request`, or None (a miss, or the cache could not answer)."""
         key = self._key(request, ignored_args_for_cache_key)
         if key is None:
             return None
-        tier: LocalTier | None = dspy.settings.get(TIER_SETTING)
-        value = tier.get(key) if tier is not None else None
-        if value is None:
-            try:
+        try:
+            tier: LocalTier | None = dspy.settings.get(TIER_SETTING)
+            raw = tier.get(key) if tier is not None else None
+            if raw is None:
                 raw = self.flight.lookup(key) if self.flight_ttl_s > 0 else self.redis.get(key)
-            except redis.RedisError as exc:
-                self._warn(exc)
-                return None
+                if raw is not None and tier is not None:
+                    tier.keep(key, raw, self.ttl_s)
             value = _decode(raw) if raw is not None else None
-            if value is not None and tier is not None:
-                tier.keep(key, value, self.ttl_s)
+        except Exception as exc:  # never an example's failure: a cache that cannot answer is a miss
+            self._warn(exc)
+            value = None
         TALLY.add(WorkerCount.LM_CACHE_HITS if value is not None else WorkerCount.LM_CACHE_MISSES)
-        return self._prepare_cached_response(value) if value is not None else None
+        return _as_hit(value) if value is not None else None
 
     def put(
         self,
@@ -177,31 +217,45 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
         key = self._key(request, ignored_args_for_cache_key)
         if key is None:
             return
-        text = _encode(value)
-        kept = text is not None and len(text) <= self.max_value_bytes
-        tier: LocalTier | None = dspy.settings.get(TIER_SETTING) if kept else None
+        try:
+            text = _encode(value)
+        except Exception as exc:  # not cacheable after all: the claim is still released below
+            self._warn(exc)
+            text = None
+        kept = text if text is not None and len(text) <= self.max_value_bytes else None
+        tier: LocalTier | None = dspy.settings.get(TIER_SETTING) if kept is not None else None
         on_stored = None
-        if tier is not None and text is not None:  # what other workers read from Redis, this context reads here
+        if tier is not None and kept is not None:  # what other workers read from Redis, this context reads here
 
             def on_stored() -> None:
-                tier.keep(key, _decode(text), self.ttl_s)
+                tier.keep(key, kept, self.ttl_s)
 
-        self.writes.put(Write(key, text if kept else None, on_stored))
+        self.writes.put(Write(key, kept, on_stored))
 
     def flush(self) -> None:
-        """Wait (bounded) until every value this process computed so far is in the shared cache."""
-        if not self.writes.flush():
-            logger.warning("LM cache: writes still queued after the wait; later callers may pay for them again")
+        """Wait until every value this process computed so far is in the shared cache.
 
-    def _send(self, pipe: "redis.client.Pipeline", write: Write) -> None:
-        if write.text is not None:
-            pipe.set(write.key, write.text, ex=self.ttl_s)
-            pipe.zadd(keys.LM_CACHE_INDEX, {write.key: time.time()})
-        # The call is made: waiters find the value, or (not cacheable) claim and make their own.
-        if self.flight_ttl_s > 0:
-            self.flight.release_in(pipe, write.key)
-        else:
-            pipe.delete(flight_key(write.key))
+        Raises:
+            RetryableStepError: Some writes did not land (Redis away or too slow): whatever is about to
+                be stored as done (a step's record, a shard's result) must not be, as an identical re-run
+                could not replay the calls it rests on. The step or shard runs again.
+        """
+        missing = self.writes.flush(FLUSH_TIMEOUT_S)
+        if missing:
+            raise RetryableStepError(f"LM cache: {missing} writes did not reach Redis within {FLUSH_TIMEOUT_S:g} s")
+
+    def _send(self, batch: list[Write]) -> None:
+        """Store a batch of values and release their claims: one Lua call per `STORE_BATCH` writes."""
+        claim = self.flight.value if self.flight_ttl_s > 0 else ""
+        now = time.time()
+        for start in range(0, len(batch), STORE_BATCH):
+            part = batch[start : start + STORE_BATCH]
+            names: list[str] = [keys.LM_CACHE_INDEX]
+            args: list[str | float | int] = [self.ttl_s, now, claim]
+            for write in part:
+                names += (write.key, flight_key(write.key))
+                args.append(write.text or "")
+            self._store(keys=names, args=args)
 
     def _bound(self, stored: int) -> None:
         """Every 100 stored values, drop index entries past the TTL and the oldest entries above the cap."""
@@ -220,10 +274,11 @@ class RedisLMCache(Cache):  # type: ignore[misc,str-unpack]
             self._warn(exc)
 
     def _warn(self, exc: Exception) -> None:
-        # A cache that cannot be reached is a miss: the call is made, the result is the same.
+        # A cache that cannot answer is a miss: the call is made, the result is the same.
         if time.monotonic() - self._warned_at > 60:
             self._warned_at = time.monotonic()
-            logger.warning("LM cache unavailable, calling the LM directly: %r", exc)
+            unexpected = not isinstance(exc, redis.RedisError)
+            logger.warning("LM cache unavailable, calling the LM directly: %r", exc, exc_info=unexpected)
 
     def reset_memory_cache(self) -> None:
         """Nothing is kept in memory beyond a caching context (`caching_for`)."""
@@ -245,8 +300,18 @@ def caching_for(job: ResolvedJob, enabled: bool) -> Iterator[None]:
         with dspy.context(**settings):
             yield
     finally:
-        if enabled and isinstance(dspy.cache, RedisLMCache):
-            dspy.cache.flush()  # before the step's record or the shard's result says it is done
+        if enabled:
+            flush_writes()  # before the step's record or the shard's result says it is done
+
+
+def flush_writes() -> None:
+    """Wait until this process's LM-cache writes are in Redis (before storing anything that rests on them).
+
+    Raises:
+        RetryableStepError: They did not all land (see `RedisLMCache.flush`).
+    """
+    if isinstance(dspy.cache, RedisLMCache):
+        dspy.cache.flush()
 
 
 def install_cache(

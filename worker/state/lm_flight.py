@@ -52,18 +52,23 @@ class Flight:
         self.ttl_s = ttl_s
         self.worker = worker
         self._lookup = client.register_script(_LOOKUP)
-        self._value: str | None = None
-        self._pid = -1
+        self._values: dict[int, str] = {}
+        """Claim value by pid: a forked child's own is made on its first claim."""
 
     @property
     def value(self) -> str:
-        """This process's claim value (rebuilt after a fork: a pool child is a holder of its own)."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            holder = Holder(host=socket.gethostname(), pid=self._pid, worker=self.worker, token=uuid.uuid4().hex)
-            self._value = holder.encode()
-        assert self._value is not None
-        return self._value
+        """This process's claim value (a new one after a fork: a pool child is a holder of its own).
+
+        Built once per process, by whichever of its threads asks first; every thread gets that one. A
+        pool process starts its first evaluation with several dspy threads missing the cache at once,
+        so the value is kept by pid in one atomic step (`setdefault`), never as a pid set before its value.
+        """
+        pid = os.getpid()
+        value = self._values.get(pid)
+        if value is None:
+            holder = Holder(host=socket.gethostname(), pid=pid, worker=self.worker, token=uuid.uuid4().hex)
+            value = self._values.setdefault(pid, holder.encode())  # of racing threads, the first one's
+        return value
 
     def lookup(self, key: str) -> bytes | None:
         """Return the cached value of `key`, or None once this process holds the claim on the call.
@@ -103,14 +108,7 @@ class Flight:
             return False
         return not self.redis.exists(keys.worker_key(node, "manifest"))
 
-    def release_in(self, pipe: "redis.client.Pipeline", key: str) -> None:
-        """Queue, in `pipe`, dropping this process's claim on `key` (the call is made: waiters read it)."""
-        pipe.eval(_RELEASE, 1, flight_key(key), self.value)
-
 
 def _on_this_node(holder: Holder) -> bool:
     # On this node the pid answers for the holder (Holder.is_gone); presence is for other nodes.
     return holder.host == socket.gethostname() and bool(holder.node) and holder.node == node_id()
-
-
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"

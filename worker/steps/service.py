@@ -11,6 +11,7 @@ from typing import Any
 
 from btq.schemas.errors import ErrorRecord
 from btq.schemas.events import EventType
+from btq.schemas.exceptions import RetryableStepError
 from btq.schemas.job import JobSpec
 from btq.schemas.result import EvaluationReport, JobResult, StepOutcome, StepRecord
 from btq.worker.core.held_out import score_candidates
@@ -178,6 +179,8 @@ class StepService:
                     watch,
                 ):
                     record = run_baseline(job, hooks) if previous is None else run_step(job, previous, hooks)
+            except RetryableStepError:
+                raise  # what the step computed is not all in the shared cache: no record, the step runs again
             except Exception as exc:  # resolution or baseline errors end the job as a recorded failure
                 cancelled = isinstance(exc, EvaluationCancelled) or hooks.is_cancelled()
                 outcome = StepOutcome.CANCELLED if cancelled else StepOutcome.FAILED
