@@ -19,6 +19,7 @@ from btq.producer.fleet.view import FleetView
 from btq.producer.reconnect import INFRA_ERRORS, Backoff, with_reconnect
 from btq.producer.settings import ProducerSettings
 from btq.schemas import keys
+from btq.schemas.blocking import blpop
 from btq.schemas.codec import decode
 from btq.schemas.event_entry import event_from_entry
 from btq.schemas.events import EventType, JobEvent
@@ -366,11 +367,12 @@ class JobClient:
         self.celery.send_task(keys.TASK_EVALUATE, args=(job_id, request_id, dataset, split), queue=queue)
         deadline = time.monotonic() + timeout_s
         key = keys.evaluation_key(job_id, request_id)
-        # Short blocking pops: a client's socket timeout (5 s by default in redis-py) must not cut a long wait.
+        # Pops of at most a second, so the deadline is kept; each awaits its reply past the client's
+        # socket timeout (btq.schemas.blocking), which a slow reply on a loaded machine must not trip.
         while time.monotonic() < deadline:
-            popped = self.redis.blpop([key], timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            popped = blpop(self.redis, key, max(0.1, min(1.0, deadline - time.monotonic())))
             if popped is not None:
-                report = decode(EvaluationReport, popped[1])
+                report = decode(EvaluationReport, popped)
                 self._keep_held_out(report)
                 return report
         raise JobTimeoutError(f"no worker evaluated job {job_id} within {timeout_s}s")

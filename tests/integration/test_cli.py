@@ -1,35 +1,25 @@
 """The `btq` CLI as a user runs it: submit a job file, watch it live, read the result, export schemas."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from btq.producer.client import JobClient
-from tests.conftest import ROOT, Fleet
+from tests.cli_runner import run_btq
+from tests.conftest import Fleet
 from tests.integration.test_parity import spec
 
 pytestmark = pytest.mark.integration
 
 
 def btq(fleet: Fleet, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BTQ_REDIS_URL": fleet.url, "BTQ_QUEUE": fleet.queue}
+    env = {"BTQ_REDIS_URL": fleet.url, "BTQ_QUEUE": fleet.queue}
     if fleet.broker_url:
         env["BTQ_BROKER_URL"] = fleet.broker_url
-    return subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_btq(*args, env=env, stdin=stdin)
 
 
 def test_submit_wait_prints_live_steps_and_the_ranked_table(fleet: Fleet, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import redis
 from btq.producer.cli.exit_codes import ExitCode
 from btq.producer.client import JobClient
 from btq.schemas import keys
+from tests.cli_runner import run_btq
 from tests.conftest import ROOT, Fleet, wait_until
 from tests.integration.test_failures import failing_spec
 from tests.integration.test_parity import spec
@@ -47,18 +48,13 @@ def _free_port() -> int:
 def btq(
     url: str, *args: str, queue: str = "btq", budget_s: float = 0, stdin: str | None = None, timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BTQ_REDIS_URL": url, "BTQ_QUEUE": queue, "BTQ_REDIS_RECONNECT_BUDGET_S": str(budget_s)}
-    env.pop("BTQ_BROKER_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+    env = {
+        "BTQ_REDIS_URL": url,
+        "BTQ_QUEUE": queue,
+        "BTQ_REDIS_RECONNECT_BUDGET_S": str(budget_s),
+        "BTQ_BROKER_URL": None,
+    }
+    return run_btq(*args, env=env, stdin=stdin, timeout_s=timeout_s)
 
 
 def on_fleet(fleet: Fleet, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -224,7 +220,6 @@ def test_an_unreachable_broker_is_one_line_and_leaves_no_job(fleet: Fleet, tmp_p
     job_file.write_text(json.dumps(spec("p", "given", True, 3)))
     port = _free_port()
     env = {
-        **os.environ,
         "BTQ_REDIS_URL": fleet.url,
         "BTQ_QUEUE": fleet.queue,
         "BTQ_BROKER_URL": f"redis://:brokerpw@127.0.0.1:{port}/0",
@@ -232,15 +227,7 @@ def test_an_unreachable_broker_is_one_line_and_leaves_no_job(fleet: Fleet, tmp_p
     }
     store = redis.Redis.from_url(fleet.url)
     before = store.zcard(keys.JOBS_INDEX)
-    run = subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli", "submit", str(job_file)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = run_btq("submit", str(job_file), env=env, timeout_s=120)
     assert run.returncode == ExitCode.UNREACHABLE, run.stderr
     assert run.stderr.splitlines() == [
         f"cannot reach the broker at redis://:***@127.0.0.1:{port}/0: connection refused"

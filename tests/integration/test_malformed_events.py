@@ -6,9 +6,7 @@ in its replay; each reader must still reach the job's terminal event.
 
 import json
 import logging
-import os
 import subprocess
-import sys
 import uuid
 
 import pytest
@@ -19,6 +17,7 @@ from btq.schemas.errors import ErrorRecord
 from btq.schemas.events import EventType
 from btq.worker.state.events import EventEmitter
 from btq.worker.steps.redaction import MASK, Redactor
+from tests.cli_runner import run_btq
 from tests.conftest import ROOT, Fleet
 from tests.integration.test_parity import spec
 from tests.malformed import MALFORMED_ENTRIES, add_malformed
@@ -62,16 +61,8 @@ def test_wait_follow_and_events_skip_each_malformed_entry_with_one_warning(
 
 
 def btq_watch(fleet: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BTQ_REDIS_URL": fleet.url, "BTQ_QUEUE": fleet.queue, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli", "watch", *args, "--timeout", "120"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    env = {"BTQ_REDIS_URL": fleet.url, "BTQ_QUEUE": fleet.queue, "PYTHONPATH": str(ROOT)}
+    return run_btq("watch", *args, "--timeout", "120", env=env)
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])

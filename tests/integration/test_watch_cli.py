@@ -17,6 +17,7 @@ from celery import Celery
 
 from btq.producer.client import JobClient
 from btq.producer.settings import ProducerSettings
+from tests.cli_runner import run_btq
 from tests.conftest import ROOT, Fleet, redis_url, wait_until
 from tests.integration.test_parity import spec
 from tests.pty_terminal import run_in_pty, visible_lines
@@ -25,16 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def btq(url: str, queue: str, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BTQ_REDIS_URL": url, "BTQ_QUEUE": queue}
-    return subprocess.run(
-        [sys.executable, "-m", "btq.producer.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+    return run_btq(*args, env={"BTQ_REDIS_URL": url, "BTQ_QUEUE": queue}, timeout_s=timeout_s)
 
 
 def test_watch_in_an_80_column_terminal_draws_bars_never_wider(fleet: Fleet, client: JobClient) -> None:

@@ -1,5 +1,6 @@
 """Training on a batch's shared prefix once gives the loss and gradients of the whole batch."""
 
+import warnings
 from typing import Any
 
 import pytest
@@ -64,3 +65,16 @@ def test_shared_prefix_loss_and_gradients_match_the_whole_batch() -> None:
     assert len(shared_grads) == len(whole_grads) > 0
     for shared, whole in zip(shared_grads, whole_grads, strict=True):
         assert torch.allclose(shared, whole, rtol=1e-4, atol=1e-6)
+
+
+def test_the_shared_prefix_pass_passes_its_cache_as_transformers_names_it() -> None:
+    model = _tiny_lora_model()
+    from btq.worker.lm.local.training.train import batch_loss
+
+    prefix = list(range(3, 23))
+    batch = [_example([*prefix, 30, 31], 21), _example([*prefix, 33, 34, 35], 22)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batch_loss(model, batch, pad_id=0, min_prefix=1)
+    # transformers 5 renamed the forward's `past_key_values` to `cache` (the old name goes in 5.40).
+    assert [str(w.message) for w in caught if "past_key_values" in str(w.message)] == []

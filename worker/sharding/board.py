@@ -16,6 +16,7 @@ from collections.abc import Callable
 import redis
 
 from btq.schemas import keys
+from btq.schemas.blocking import blpop
 from btq.schemas.codec import decode
 from btq.schemas.sharding import EvalRequest, ShardResult
 from btq.worker.state.lease import Holder, StepLease
@@ -154,7 +155,8 @@ class ShardBoard:
 
     def wait(self, timeout_s: float) -> None:
         """Block until some shard finishes or `timeout_s` passes (whichever comes first)."""
-        self.redis.blpop([self._key("notify")], timeout=timeout_s)
+        # Its reply is awaited past the client's socket timeout: a late reply is no outage (btq.schemas.blocking).
+        blpop(self.redis, self._key("notify"), timeout_s)
 
     def finish(self) -> None:
         """Drop the claim queue once the step combined the results (late shard tasks then find nothing)."""

@@ -117,11 +117,9 @@ def batch_loss(model: Any, batch: list[Encoded], pad_id: int, min_prefix: int = 
         return model(**padded).loss
     ids, labels = padded["input_ids"], padded["labels"]
     head = model(input_ids=ids[:1, :prefix], use_cache=True, logits_to_keep=1)
-    cache = head.past_key_values
+    cache = head.cache
     cache.batch_repeat_interleave(len(batch))
-    rest = model(
-        input_ids=ids[:, prefix:], attention_mask=padded["attention_mask"], past_key_values=cache, use_cache=True
-    )
+    rest = model(input_ids=ids[:, prefix:], attention_mask=padded["attention_mask"], cache=cache, use_cache=True)
     # The logit at position i predicts token i + 1; the last one predicts nothing.
     logits = rest.logits[:, :-1].float()
     return F.cross_entropy(
