@@ -284,7 +284,7 @@ class StepEvaluator:
 
         A trace collection's traces come back with their predictors re-bound to `program`'s own.
         """
-        predictors = dict(program.named_predictors())
+        predictors = dict(program.named_predictors()) if request.trace is not None else {}
         outcomes: list[Outcome] = []
         for shard in range(len(request.shards)):
             if shard in local:

@@ -142,6 +142,9 @@ def decode_traced(wire: ExampleOutcome, predictors: Mapping[str, Any]) -> Outcom
     """Return the traced outcome a wire form stands for, predictors re-bound by name from `predictors`."""
     if wire.error is not None:
         return Outcome(error=wire.error)
+    unknown = {call.predictor for call in wire.trace or []} - set(predictors)
+    if unknown:  # the same registered program names the same predictors: this result is not its shard's
+        raise ValueError(f"traced predictors {sorted(unknown)} are not the program's")
     trace = [
         (predictors[call.predictor], dict(call.inputs), _decode_output(call.outputs, call.failed))
         for call in wire.trace or []
