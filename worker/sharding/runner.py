@@ -2,7 +2,8 @@
 
 Everything is rebuilt from references: the job from its stored spec and this worker's registry, the
 program from its registered factory and state, LMs from the job LM, the metric by name, the examples by
-index. A trace collection (BootstrapFinetune's) runs dspy's own `bootstrap_trace_data` on the shard. A shard that cannot be rebuilt or whose outcomes cannot travel is given back (its lease released)
+index. A trace collection (BootstrapFinetune's) runs dspy's own `bootstrap_trace_data` on the shard's
+slice. A shard that cannot be rebuilt or whose outcomes cannot travel is given back (its lease released)
 and the step scores it itself; an infrastructure error leaves it to the step the same way.
 """
 
