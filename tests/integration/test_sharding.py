@@ -79,9 +79,10 @@ def test_shards_of_one_job_run_on_several_worker_processes(trio: Fleet) -> None:
 
 def test_fine_tune_traces_are_collected_on_several_worker_processes(trio: Fleet) -> None:
     # Given a `w` job: BootstrapFinetune runs the program over the 40 training examples to collect the
-    # traces it fine-tunes on, with an LM slow enough that helpers take shards of that collection.
+    # traces it fine-tunes on, with an LM slow enough (120 ms a call, about 5 s for the collection) that
+    # helpers take shards of it even on a loaded machine.
     client = trio.client()
-    job = spec("w", "given", True, 8, lm="t.sim_slow")
+    job = spec("w", "given", True, 8, lm="t.sim_slower")
     result = client.wait(client.submit(job), timeout_s=120)
     # The fine-tuned model's name hashes its training data: equal states mean byte-identical data.
     assert_same(result, job)
