@@ -15,6 +15,19 @@ from btq.schemas.version import VersionedModel, WireModel
 ExampleSet = Literal["train", "val"]
 
 
+class TraceOptions(WireModel):
+    """What makes an evaluation a trace collection (dspy's `bootstrap_trace_data`), besides its metric.
+
+    Each example then runs through dspy's patched forward: its prediction and the trace of predictor calls
+    come back with its score, as the fine-tuning data is built from them.
+    """
+
+    has_metric: bool = Field(description="False when no metric was given (every example then scores True)")
+    format_failure_score: JsonValue = Field(description="Score of an output the adapter could not parse")
+    log_format_failures: bool = False
+    capture_crashes: bool = False
+
+
 class EvalRequest(VersionedModel):
     """One `dspy.Evaluate` call of a step, cut into shards that any worker may claim."""
 
@@ -34,6 +47,25 @@ class EvalRequest(VersionedModel):
     provide_traceback: bool | None = None
     failure_score: float = 0.0
     cache: bool = True
+    trace: TraceOptions | None = Field(
+        default=None, description="Set when the call collects traces for fine-tuning instead of only scoring"
+    )
+
+
+class FailedOutput(WireModel):
+    """dspy's `FailedPrediction`: the raw completion of an output the adapter could not parse."""
+
+    completion_text: str | None = None
+    format_reward: JsonValue = None
+
+
+class TracedCall(WireModel):
+    """One predictor call of a traced example: the predictor by name, its inputs and its output."""
+
+    predictor: str = Field(description="The predictor's name in the program's `named_predictors()`")
+    inputs: dict[str, JsonValue]
+    outputs: dict[str, JsonValue] | None = Field(default=None, description="The output prediction's fields")
+    failed: FailedOutput | None = Field(default=None, description="Set instead of `outputs` for a parse failure")
 
 
 class ExampleOutcome(WireModel):
@@ -42,6 +74,8 @@ class ExampleOutcome(WireModel):
     prediction: dict[str, JsonValue] | None = None
     score: JsonValue = None
     error: str | None = None
+    failed: FailedOutput | None = Field(default=None, description="Traced: the program's output failed to parse")
+    trace: list[TracedCall] | None = Field(default=None, description="Traced: the example's predictor calls")
 
 
 class ShardResult(VersionedModel):

@@ -77,6 +77,20 @@ def test_shards_of_one_job_run_on_several_worker_processes(trio: Fleet) -> None:
     assert len(workers_of(evaluation_reports(client, result.job_id))) >= 2
 
 
+def test_fine_tune_traces_are_collected_on_several_worker_processes(trio: Fleet) -> None:
+    # Given a `w` job: BootstrapFinetune runs the program over the 40 training examples to collect the
+    # traces it fine-tunes on, with an LM slow enough (120 ms a call, about 5 s for the collection) that
+    # helpers take shards of it even on a loaded machine.
+    client = trio.client()
+    job = spec("w", "given", True, 8, lm="t.sim_slower")
+    result = client.wait(client.submit(job), timeout_s=120)
+    # The fine-tuned model's name hashes its training data: equal states mean byte-identical data.
+    assert_same(result, job)
+    collections = [e for e in evaluation_reports(client, result.job_id) if (e.detail or {}).get("traces")]
+    assert len(collections) == 1, "the trace collection was sharded"
+    assert len(workers_of(collections)) >= 2
+
+
 @pytest.mark.parametrize("max_errors", [2, 100])
 def test_max_errors_fail_or_pass_exactly_as_dspy_evaluate(trio: Fleet, max_errors: int) -> None:
     # A metric that raises on some examples; the optimizer's evaluations count errors against max_errors.

@@ -6,7 +6,8 @@ in-process), publishes the shards, asks the fleet for help with a group of shard
 shards itself while it waits, so it never idles and never depends on another worker being there.
 The combined result equals what `dspy.Evaluate` returns in one process: the same per-example
 predictions and scores in devset order, failures scored `failure_score`, and the same exception once
-errors reach `max_errors`.
+errors reach `max_errors`. BootstrapFinetune's trace collection is one of these calls (see `traces.py`):
+its per-example predictions are dspy's `(prediction, trace)` pairs.
 """
 
 import logging
@@ -28,8 +29,9 @@ from btq.worker.core.tally import TALLY
 from btq.worker.core.tracing import span
 from btq.worker.sharding.board import ShardBoard
 from btq.worker.sharding.examples import EXECUTOR_ABORT_MESSAGE, EvaluationCancelled, Outcome, score_examples
-from btq.worker.sharding.outcomes import UnencodableOutcome, decode, encode
+from btq.worker.sharding.outcomes import UnencodableOutcome, decode, decode_traced, encode, encode_traced
 from btq.worker.sharding.plan import ShardPlanner, shard_bounds
+from btq.worker.sharding.traces import is_trace_metric, trace_call
 from btq.worker.state.infra import report_failure
 from btq.worker.state.lease import StepLease
 from btq.worker.state.lm_cache import flush_writes
@@ -70,6 +72,7 @@ class _Progress:
 
     seq: int
     total: int
+    traces: bool = False
     started_at: float = field(default_factory=time.monotonic)
     last_at: float = 0.0
     last_done: int = 0
@@ -134,18 +137,22 @@ class StepEvaluator:
         self.seq += 1
         if len(devset) < 2 * self.config.min_examples:
             return None
+        traced = trace_call(program, metric)
+        if traced is None and is_trace_metric(metric):
+            return None  # a trace collection whose options cannot be read: dspy collects it in-process
         max_errors = evaluate.max_errors if evaluate.max_errors is not None else dspy.settings.max_errors
         slots = max(1, self.live_slots())
         request = self.planner.plan(
             self.seq,
             program,
-            metric,
+            traced.metric if traced is not None else metric,
             devset,
             num_threads=num_threads,
             max_errors=max_errors,
             provide_traceback=evaluate.provide_traceback,
             failure_score=evaluate.failure_score,
             bounds=shard_bounds(len(devset), slots, self.config.min_examples, self.config.shards_per_slot),
+            trace=traced.options if traced is not None else None,
         )
         if request is None:
             return None
@@ -163,13 +170,13 @@ class StepEvaluator:
                 self.send_shards(self.job_id, request.eval_id, helpers)
             started = time.perf_counter()
             try:
-                progress = _Progress(seq=self.seq, total=len(request.shards))
+                progress = _Progress(seq=self.seq, total=len(request.shards), traces=request.trace is not None)
                 local = self._work(board, request, program, metric, devset, progress)
                 board.finish()
                 stored = board.results()  # read once: for the last progress event and for the combine
                 workers = {r.worker for r in stored.values()} | ({self.worker} if local else set())
                 self._report(progress, len(request.shards), workers=sorted(workers))
-                return self._combine(request, devset, local, stored, evaluate.failure_score)
+                return self._combine(request, program, devset, local, stored, evaluate.failure_score)
             finally:
                 # How long the step spent in sharded evaluations: the part of a step more workers shorten.
                 self.timings["sharded_evaluation_s"] = self.timings.get("sharded_evaluation_s", 0.0) + (
@@ -243,7 +250,11 @@ class StepEvaluator:
                 is_cancelled=self.is_cancelled,
             )
         try:
-            wire = [encode(outcome) for outcome in scored.outcomes]
+            if request.trace is not None:
+                names = {id(predictor): name for name, predictor in program.named_predictors()}
+                wire = [encode_traced(outcome, names) for outcome in scored.outcomes]
+            else:
+                wire = [encode(outcome) for outcome in scored.outcomes]
         except UnencodableOutcome as exc:
             logger.debug("shard %s of %s kept in-process: %s", shard, request.eval_id, exc)
         else:
@@ -266,12 +277,17 @@ class StepEvaluator:
     def _combine(
         self,
         request: EvalRequest,
+        program: dspy.Module,
         devset: list[dspy.Example],
         local: dict[int, list[Outcome]],
         stored: dict[int, ShardResult],
         failure_score: float,
     ) -> EvaluationResult:
-        """Rebuild `Evaluate`'s result in devset order from local and stored shard outcomes."""
+        """Rebuild `Evaluate`'s result in devset order from local and stored shard outcomes.
+
+        A trace collection's traces come back with their predictors re-bound to `program`'s own.
+        """
+        predictors = dict(program.named_predictors()) if request.trace is not None else {}
         outcomes: list[Outcome] = []
         for shard in range(len(request.shards)):
             if shard in local:
@@ -280,7 +296,10 @@ class StepEvaluator:
             result = stored[shard]
             if result.aborted:
                 raise Exception(EXECUTOR_ABORT_MESSAGE)
-            outcomes += [decode(wire) for wire in result.outcomes]
+            if request.trace is not None:
+                outcomes += [decode_traced(wire, predictors) for wire in result.outcomes]
+            else:
+                outcomes += [decode(wire) for wire in result.outcomes]
         errors = sum(1 for outcome in outcomes if outcome.error is not None)
         if errors >= request.max_errors:
             logger.warning(EXECUTOR_ABORT_MESSAGE)
@@ -315,6 +334,8 @@ class StepEvaluator:
             "shards_done": done,
             "shards_total": progress.total,
         }
+        if progress.traces:
+            detail["traces"] = True  # collecting fine-tuning traces, not only scores
         if workers is not None:
             detail["shard_workers"] = workers
         report(**detail)

@@ -15,7 +15,7 @@ from typing import Any
 import dspy
 
 from btq.schemas.exceptions import ProgramStateError
-from btq.schemas.sharding import EvalRequest, ExampleSet
+from btq.schemas.sharding import EvalRequest, ExampleSet, TraceOptions
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.lm_binding import LMBinder
 from btq.worker.core.program_state import dump_program, load_program
@@ -71,7 +71,7 @@ class ShardPlanner:
         self,
         seq: int,
         program: dspy.Module,
-        metric: Callable[..., Any],
+        metric: Callable[..., Any] | None,
         devset: list[dspy.Example],
         *,
         num_threads: int | None,
@@ -79,10 +79,15 @@ class ShardPlanner:
         provide_traceback: bool | None,
         failure_score: float,
         bounds: list[tuple[int, int]],
+        trace: TraceOptions | None = None,
     ) -> EvalRequest | None:
-        """Return the request for evaluation number `seq` of the step, or None if it cannot be sharded."""
+        """Return the request for evaluation number `seq` of the step, or None if it cannot be sharded.
+
+        With `trace` the call collects traces (BootstrapFinetune) and `metric` is the one dspy's wrapper
+        calls, None when none was given.
+        """
         examples = [self._refs.get(id(example)) for example in devset]
-        metric_name = self._metric_name(metric)
+        metric_name = None if trace is not None and not trace.has_metric else self._metric_name(metric)
         if None in examples or metric_name is False or type(program) is not self._program_type:
             return None
         state = self._portable_state(program)
@@ -102,13 +107,14 @@ class ShardPlanner:
             "provide_traceback": provide_traceback,
             "failure_score": failure_score,
             "cache": self.job.spec.cache,
+            "trace": trace.model_dump(mode="json") if trace is not None else None,
         }
         # The id names the work, not the attempt: a redelivered step that reaches the same evaluation
         # finds the shards its dead holder finished. The sequence number separates identical calls.
         digest = hashlib.sha256(json.dumps([seq, described], sort_keys=True, default=str).encode()).hexdigest()
         return EvalRequest(eval_id=digest[:32], shards=bounds, **described)
 
-    def _metric_name(self, metric: Callable[..., Any]) -> str | bool | None:
+    def _metric_name(self, metric: Callable[..., Any] | None) -> str | bool | None:
         """None for the job's metric, a registered name for another one, False for an unknown callable."""
         inner = getattr(metric, METRIC_ATTRIBUTE, metric)
         if inner is self.job.metric:

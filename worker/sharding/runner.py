@@ -2,7 +2,8 @@
 
 Everything is rebuilt from references: the job from its stored spec and this worker's registry, the
 program from its registered factory and state, LMs from the job LM, the metric by name, the examples by
-index. A shard that cannot be rebuilt or whose outcomes cannot travel is given back (its lease released)
+index. A trace collection (BootstrapFinetune's) runs dspy's own `bootstrap_trace_data` on the shard's
+slice. A shard that cannot be rebuilt or whose outcomes cannot travel is given back (its lease released)
 and the step scores it itself; an infrastructure error leaves it to the step the same way.
 """
 
@@ -27,14 +28,15 @@ from btq.worker.core.tracing import span
 from btq.worker.core.valset import cancellable, polled
 from btq.worker.sharding.board import ShardBoard
 from btq.worker.sharding.evaluator import ShardingConfig
-from btq.worker.sharding.examples import EvaluationCancelled, score_examples
-from btq.worker.sharding.outcomes import encode
+from btq.worker.sharding.examples import EvaluationCancelled, ScoredSlice, score_examples
+from btq.worker.sharding.outcomes import encode, encode_traced
+from btq.worker.sharding.traces import collect_traces
 from btq.worker.state.fleet_gate import FleetMetering
 from btq.worker.state.lm_cache import caching_for
 
 logger = logging.getLogger(__name__)
 
-_Built = tuple[dspy.Module, Callable[..., Any], dspy.BaseLM, list[dspy.Example], Callable[[], bool]]
+_Built = tuple[dspy.Module, Callable[..., Any] | None, dspy.BaseLM, list[dspy.Example], Callable[[], bool]]
 """What a shard runner rebuilds once per evaluation: program, metric, context LM, examples, cancel check."""
 
 ResolveJob = Callable[[str], ResolvedJob]
@@ -103,6 +105,8 @@ class ShardRunner:
         context_lm = binder.lm_for(dict(request.context_lm)) if request.context_lm is not None else job.lm
         assert context_lm is not None
         metric = job.metric if request.metric is None else job.registry.get("metrics", request.metric)
+        if request.trace is not None and not request.trace.has_metric:
+            metric = None  # a trace collection without a metric: dspy's wrapper scores every example True
         sets = {"train": job.trainset, "val": job.valset or []}
         examples = [sets[name][index] for name, index in request.examples]
         # Predictors without an LM (optimizers reset them) run on the context LM: launch what will serve.
@@ -112,7 +116,8 @@ class ShardRunner:
             context_lm.launch()
         # Asked once per poll interval, not once per example: it is in the metric and between examples.
         is_cancelled = polled(lambda: self.is_cancelled(request.job_id), self.config.cancel_poll_interval_s)
-        return program, cancellable(metric, is_cancelled), context_lm, examples, is_cancelled
+        checked = cancellable(metric, is_cancelled) if metric is not None else None
+        return program, checked, context_lm, examples, is_cancelled
 
     def _score(
         self,
@@ -120,7 +125,7 @@ class ShardRunner:
         request: EvalRequest,
         shard: int,
         program: dspy.Module,
-        metric: Callable[..., Any],
+        metric: Callable[..., Any] | None,
         context_lm: dspy.BaseLM,
         examples: list[dspy.Example],
         is_cancelled: Callable[[], bool],
@@ -136,19 +141,33 @@ class ShardRunner:
                 is_cancelled = _or_stopped(is_cancelled, meter)
             stack.enter_context(dspy.context(lm=context_lm, trace=[], disable_history=True))
             stack.enter_context(caching_for(job, request.cache))
-            scored = score_examples(
-                program,
-                examples[start:end],
-                metric,
-                num_threads=request.num_threads,
-                max_errors=request.max_errors,
-                provide_traceback=request.provide_traceback,
-                is_cancelled=is_cancelled,
-            )
+            checked = is_cancelled
+
+            def score(run: dspy.Module, scoring: Callable[..., Any], devset: list[dspy.Example]) -> ScoredSlice:
+                return score_examples(
+                    run,
+                    devset,
+                    scoring,
+                    num_threads=request.num_threads,
+                    max_errors=request.max_errors,
+                    provide_traceback=request.provide_traceback,
+                    is_cancelled=checked,
+                )
+
+            if request.trace is not None:  # dspy's own trace collection on this slice (see traces.py)
+                scored = collect_traces(
+                    program, examples[start:end], metric, request.trace, request.failure_score, score
+                )
+                names = {id(predictor): name for name, predictor in program.named_predictors()}
+                outcomes = [encode_traced(outcome, names) for outcome in scored.outcomes]
+            else:
+                assert metric is not None  # only a trace collection may have none
+                scored = score(program, metric, examples[start:end])
+                outcomes = [encode(outcome) for outcome in scored.outcomes]
         result = ShardResult(
             shard=shard,
             worker=self.worker,
-            outcomes=[encode(outcome) for outcome in scored.outcomes],
+            outcomes=outcomes,
             aborted=scored.aborted,
             duration_s=time.time() - started,
             usage=meter.usage() if meter is not None else None,
