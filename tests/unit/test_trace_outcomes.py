@@ -18,22 +18,10 @@ from btq.worker.sharding.examples import Outcome, ScoredSlice, score_examples
 from btq.worker.sharding.hook import evaluating_with
 from btq.worker.sharding.outcomes import UnencodableOutcome, decode_traced, encode_traced
 from btq.worker.sharding.traces import TraceCall, collect_traces, trace_call
+from tests.fixture_registry import TwoStep
 
 # The second and fifth answers name no `answer` field: the adapter cannot parse them.
 ANSWERS = [{"answer": "0"}, {"other": "x"}, {"answer": "7"}, {"answer": "3"}, {"other": "y"}, {"answer": "5"}]
-
-
-class TwoStep(dspy.Module):
-    """Two predictors, so a trace has two calls and names tell them apart."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.draft = dspy.Predict("question -> answer")
-        self.check = dspy.Predict("question, draft -> answer")
-
-    def forward(self, question: str) -> dspy.Prediction:
-        draft = self.draft(question=question)
-        return self.check(question=question, draft=draft.answer)
 
 
 def exact(example: dspy.Example, prediction: Any, trace: Any = None) -> bool:
