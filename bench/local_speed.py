@@ -3,7 +3,8 @@
     python -m bench.local_speed [--n 8] [--steps 2] [--threads 1]
 
 1. Zero-shot catalog calls (ChatAdapter, falling back to JSONAdapter): server CPU per example with the
-   structured server off and on (`BTQ_LOCAL_SERVER_STRUCTURED_SERVER`).
+   structured server off and on (`BTQ_LOCAL_SERVER_STRUCTURED_SERVER`), and with the logits of every
+   prompt token computed or only the last one's (`BTQ_LOCAL_SERVER_LOGITS_ALL`).
 2. LoRA training steps on 4 demo-laden catalog prompts: training CPU per step with the batch run whole
    and with its shared prefix run once.
 CPU time, not wall time, so a loaded machine changes the figures less. Needs the `local` extra.
@@ -34,9 +35,9 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def zero_shot(n: int, structured_server: bool) -> dict[str, Any]:
+def zero_shot(n: int, structured_server: bool, logits_all: bool = False) -> dict[str, Any]:
     """Run `n` zero-shot catalog examples; return server CPU and wall seconds per example."""
-    pool = ServerPool(ServerSettings(n_threads=1, structured_server=structured_server))
+    pool = ServerPool(ServerSettings(n_threads=1, structured_server=structured_server, logits_all=logits_all))
     provider = LlamaCppProvider(store_from_url(tempfile.mkdtemp(prefix="btq-speed-")), pool=pool)
     lm = provider.lm(SMOLLM2, max_tokens=64, stop=["\n\n", "\n["])
     program = catalog.program()
@@ -58,6 +59,7 @@ def zero_shot(n: int, structured_server: bool) -> dict[str, Any]:
             run(example)
         return {
             "structured_server": structured_server,
+            "logits_all": logits_all,
             "server_cpu_s_per_example": round((server_cpu() - cpu) / n, 3),
             "wall_s_per_example": round((time.monotonic() - began) / n, 2),
             "lm_calls": len(lm.history) - calls,
@@ -120,8 +122,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     print(json.dumps({"loadavg": os.getloadavg()[0]}), flush=True)
-    for split in (False, True):
-        print(json.dumps(zero_shot(args.n, split)), flush=True)
+    for split, logits_all in ((False, True), (True, True), (True, False)):
+        print(json.dumps(zero_shot(args.n, split, logits_all)), flush=True)
     print(json.dumps(finetune_steps(args.steps, args.threads)), flush=True)
 
 

@@ -34,7 +34,7 @@ from btq.schemas.exceptions import (
 from btq.schemas.job import JobSpec
 from btq.schemas.labels import finalize_label, step_label
 from btq.schemas.manifest import RegistryManifest
-from btq.schemas.queues import amqp_class, task_queue
+from btq.schemas.queues import amqp_class, held_out_priority, task_queue
 from btq.schemas.result import EvaluationReport, JobResult, JobState, JobStatus
 from btq.schemas.saved_program import SavedProgram, saved_program, select_candidate
 
@@ -364,7 +364,15 @@ class JobClient:
         spec = decode(JobSpec, cast(bytes, self.redis.get(keys.job_key(job_id, "spec"))))
         queue = self.fleet.route(spec, self.settings.max_examples, dataset=(dataset, split))
         request_id = uuid.uuid4().hex
-        self.celery.send_task(keys.TASK_EVALUATE, args=(job_id, request_id, dataset, split), queue=queue)
+        # Behind every step waiting in the queue (Redis broker): scoring a finished job can wait for a free
+        # worker, a running job's next step should not.
+        broker = self.settings.broker_url or self.settings.redis_url
+        self.celery.send_task(
+            keys.TASK_EVALUATE,
+            args=(job_id, request_id, dataset, split),
+            queue=queue,
+            priority=held_out_priority(broker),
+        )
         deadline = time.monotonic() + timeout_s
         key = keys.evaluation_key(job_id, request_id)
         # Pops of at most a second, so the deadline is kept; each awaits its reply past the client's

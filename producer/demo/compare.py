@@ -159,6 +159,17 @@ def carrier_of(strategy: str, strategies: Sequence[str]) -> str | None:
     return max(longer, key=lambda s: len(_steps(s)), default=None)
 
 
+def lead_of(strategies: Sequence[str]) -> str:
+    """The strategy submitted first: the longest (the first listed among equals).
+
+    Every job of a comparison begins with the same step 0, the un-optimized program scored on the valset.
+    The other strategies start once the lead's job has run it and replay it from the LM cache: two jobs
+    running it side by side would each wait on the other's identical LM calls, one worker idle, while
+    the lead's step 0 alone is sharded across every free worker.
+    """
+    return max(strategies, key=lambda s: len(_steps(s)))
+
+
 def _await_steps(client: JobClient, job_id: str, steps: int, timeout_s: float, stop: threading.Event) -> None:
     """Return once the job has ended its step `steps` (or the job has ended, or `stop` is set)."""
     ended = {EventType.STEP_SUCCEEDED, EventType.STEP_FAILED}
@@ -178,8 +189,10 @@ class _Launcher:
         self.strategies = strategies
         self.timeout_s = timeout_s
         self.ids: dict[str, str] = {}
+        self.lead = lead_of(strategies)
         self.stop = threading.Event()
         self._lock = threading.Lock()
+        self._submitted = {s: threading.Event() for s in strategies}
 
     def submit(self, strategy: str) -> str:
         """Submit `strategy`'s job now (refused once the comparison is stopping)."""
@@ -187,13 +200,21 @@ class _Launcher:
             if self.stop.is_set():
                 raise ComparisonStopped(f"the comparison stopped before {strategy!r} was submitted")
             self.ids[strategy] = self.client.submit({**self.base_spec, "strategy": strategy}, group=self.group)
+            self._submitted[strategy].set()
             return self.ids[strategy]
 
     def submit_after_carrier(self, strategy: str) -> str:
-        """Submit `strategy`'s job once its carrier's job has run the steps they share."""
+        """Submit `strategy`'s job once the job it follows has run the steps they share.
+
+        That is its carrier's job (`carrier_of`) for the steps they share, else the lead's for step 0.
+        """
         carrier = carrier_of(strategy, self.strategies)
-        if carrier is not None:
-            _await_steps(self.client, self.ids[carrier], len(_steps(strategy)), self.timeout_s, self.stop)
+        follows, shared = (carrier, len(_steps(strategy))) if carrier is not None else (self.lead, 0)
+        if follows != strategy:
+            # The carrier may itself be waiting for the lead: its job id exists once it is submitted.
+            if not self._submitted[follows].wait(self.timeout_s) or self.stop.is_set():
+                raise ComparisonStopped(f"{follows!r} was not submitted, so {strategy!r} is not")
+            _await_steps(self.client, self.ids[follows], shared, self.timeout_s, self.stop)
         return self.submit(strategy)
 
     def cancel_all(self) -> None:
@@ -201,6 +222,8 @@ class _Launcher:
         with self._lock:
             self.stop.set()
             submitted = list(self.ids.values())
+        for waited in self._submitted.values():  # wakes strategies waiting for a job that will not come
+            waited.set()
         for job_id in submitted:  # best effort: the comparison is failing anyway
             with suppress(Exception):
                 self.client.cancel(job_id)
@@ -215,9 +238,11 @@ def run_comparison(
 ) -> Comparison:
     """Run one job per strategy concurrently, wait for all, score each final program on `held_out`.
 
-    A strategy whose steps begin another one's (`p` and `p -> w` in `p -> w -> p`) is submitted when that
-    job has run them: the fleet computes every shared step once, and no worker sits waiting on another's
-    identical LM calls. Its job then replays those steps (same results, from the caches) and runs the rest.
+    The longest strategy is submitted first (`lead_of`); a strategy whose steps begin another one's (`p`
+    and `p -> w` in `p -> w -> p`) is submitted when that job has run them, any other once the lead has run
+    step 0 (the un-optimized program's evaluation, the same in every job). The fleet computes every shared
+    step once, and no worker sits waiting on another's identical LM calls. Each job then replays those steps
+    (same results, from the caches) and runs the rest.
 
     Args:
         client: A client of the fleet that runs the jobs.
@@ -232,9 +257,7 @@ def run_comparison(
     launcher = _Launcher(client, base_spec, strategies, timeout_s)
     pool = ThreadPoolExecutor(max_workers=len(strategies))
     try:
-        for strategy in strategies:  # carriers first, so every waiting strategy's carrier has a job id
-            if carrier_of(strategy, strategies) is None:
-                launcher.submit(strategy)
+        launcher.submit(launcher.lead)
 
         def run(strategy: str) -> tuple[StrategyRun, dict[str, float | None]]:
             job_id = launcher.ids.get(strategy) or launcher.submit_after_carrier(strategy)

@@ -25,6 +25,7 @@ from btq.producer.fleet.view import FleetView
 from btq.producer.metrics.event_tally import EventTally
 from btq.schemas import keys
 from btq.schemas.metrics import COUNT_HELP, parse_counts
+from btq.schemas.queues import priority_lists
 from btq.schemas.result import JobState
 
 log = logging.getLogger(__name__)
@@ -126,16 +127,19 @@ class FleetCollector(Collector):  # type: ignore[misc]
         per_queue = GaugeMetricFamily("btq_queue_workers", "Live workers consuming a queue", labels=["queue"])
         depth = GaugeMetricFamily(
             "btq_queue_messages",
-            "Messages waiting in a queue (Redis broker: the queue's list length)",
+            "Messages waiting in a queue (Redis broker: the length of its lists, held-out scoring's included)",
             labels=["queue"],
         )
         names = sorted(queues)
         pipe = self.redis.pipeline(transaction=False)
         for queue in names:
-            pipe.llen(queue)
-        for queue, length in zip(names, cast(list[int], pipe.execute()), strict=True):
+            for name in priority_lists(queue):
+                pipe.llen(name)
+        lengths = cast(list[int], pipe.execute())
+        per_list = len(priority_lists(""))
+        for i, queue in enumerate(names):
             per_queue.add_metric([queue], consumers.get(queue, 0))
-            depth.add_metric([queue], length)
+            depth.add_metric([queue], sum(lengths[i * per_list : (i + 1) * per_list]))
         yield per_queue
         yield depth
 

@@ -36,3 +36,29 @@ def test_unknown_split_is_refused_before_anything_is_sent(client: JobClient) -> 
     with pytest.raises(JobValidationError) as err:
         client.evaluate(job_id, "t.arith", "holdout", timeout_s=5)
     assert err.value.field == "split"
+
+
+def test_held_out_scoring_is_sent_behind_steps_and_still_served(client: JobClient) -> None:
+    """On Redis it waits in the queue's priority-9 list (steps wait in priority 0); workers consume that list too."""
+    from celery.signals import before_task_publish
+
+    from btq.schemas.broker import is_amqp
+    from btq.schemas.keys import TASK_EVALUATE
+    from btq.schemas.queues import HELD_OUT_PRIORITY
+
+    job_id = client.submit(spec("p", "given", True, 13))
+    client.wait(job_id, timeout_s=60)
+    sent: dict[str, object] = {}
+
+    def record(sender: str | None = None, properties: dict[str, object] | None = None, **_: object) -> None:
+        if sender == TASK_EVALUATE:
+            sent["priority"] = (properties or {}).get("priority")
+
+    before_task_publish.connect(record, weak=False)
+    try:
+        report = client.evaluate(job_id, "t.arith", "test", timeout_s=120)
+    finally:
+        before_task_publish.disconnect(record)
+    assert report.error is None and set(report.scores) == {"0", "1"}
+    broker = client.settings.broker_url or client.settings.redis_url
+    assert sent["priority"] == (None if is_amqp(broker) else HELD_OUT_PRIORITY)

@@ -109,3 +109,27 @@ def test_a_server_per_prompt_format_answers_as_one_server(tmp_path: Path, local_
         finally:
             own.stop_all()
     assert answers[True] == answers[False]
+
+
+def test_last_token_logits_only_answers_as_every_token_logits(tmp_path: Path, local_extra: None) -> None:
+    """Servers skip the logits of prompt tokens (`logits_all` off) and answer as llama_cpp.server's default does."""
+    from btq.worker.lm.local.tasks import catalog
+
+    program = catalog.program()
+    program.predictors()[0].demos = list(catalog.author_splits()["train"][:3])
+    answers: dict[bool, list[str]] = {}
+    for every_token in (True, False):
+        settings = ServerSettings(
+            log_dir=tmp_path / f"logs-{every_token}", n_ctx=2048, n_threads=1, logits_all=every_token
+        )
+        own = ServerPool(settings)
+        try:
+            program.set_lm(LlamaCppProvider(pool=own).lm(BASE, max_tokens=64, stop=["\n\n", "\n["]))
+            answers[every_token] = [
+                str(program(**ex.inputs()).catalog_name) for ex in catalog.author_splits()["val"][:6]
+            ]
+            server = own.get(BASE)
+            assert server is not None and f"--logits_all {str(every_token).lower()}" in " ".join(server.process.args)
+        finally:
+            own.stop_all()
+    assert answers[False] == answers[True]

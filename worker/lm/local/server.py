@@ -104,6 +104,9 @@ def _command(served: ServedModel, port: int, settings: ServerSettings) -> list[s
         str(settings.n_threads),
         "--n_threads_batch",
         str(settings.n_threads),
+        # Greedy sampling reads the last token's logits only; engine requests never ask for logprobs.
+        "--logits_all",
+        str(settings.logits_all).lower(),
     ]
     if served.lora is not None:
         cmd += ["--lora_path", str(served.lora)]

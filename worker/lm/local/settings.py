@@ -23,6 +23,12 @@ class ServerSettings(BaseSettings):
     stop_timeout_s: float = Field(default=10.0, gt=0, description="SIGTERM grace before SIGKILL")
     log_dir: Path = Field(default_factory=lambda: _default_cache_dir() / "server-logs")
     request_timeout_s: float = Field(default=300.0, gt=0, description="Bound on one completion request")
+    logits_all: bool = Field(
+        default=False,
+        description="Compute the logits of every prompt token, not only the last (llama_cpp.server's default is "
+        "True; nothing here reads them, and the output layer over every prompt token costs about a fifth of "
+        "prompt evaluation)",
+    )
     structured_server: bool = Field(
         default=True,
         description="Serve requests with a response_format (JSONAdapter's) from a second server of the model, "
