@@ -130,16 +130,15 @@ class FleetCollector(Collector):  # type: ignore[misc]
             "Messages waiting in a queue (Redis broker: the length of its lists, held-out scoring's included)",
             labels=["queue"],
         )
-        names = sorted(queues)
+        lists = {queue: priority_lists(queue) for queue in sorted(queues)}
         pipe = self.redis.pipeline(transaction=False)
-        for queue in names:
-            for name in priority_lists(queue):
+        for names in lists.values():
+            for name in names:
                 pipe.llen(name)
-        lengths = cast(list[int], pipe.execute())
-        per_list = len(priority_lists(""))
-        for i, queue in enumerate(names):
+        lengths = iter(cast(list[int], pipe.execute()))
+        for queue, names in lists.items():
             per_queue.add_metric([queue], consumers.get(queue, 0))
-            depth.add_metric([queue], sum(lengths[i * per_list : (i + 1) * per_list]))
+            depth.add_metric([queue], sum(next(lengths) for _ in names))
         yield per_queue
         yield depth
 
