@@ -7,7 +7,7 @@ import redis
 
 from btq.worker.artifacts.store import store_from_url
 from btq.worker.celery.canceller import Canceller
-from btq.worker.core import lm_observer
+from btq.worker.core import formatting, lm_observer
 from btq.worker.core.job_inputs import ResolvedJob
 from btq.worker.core.registry import Registry, WorkerResources, load_registry
 from btq.worker.core.tally import TALLY
@@ -104,6 +104,7 @@ class WorkerRuntime:
         # This process's counters go to Redis in batches (task end, or every few seconds while counting).
         TALLY.bind(redis_sink(client, lambda: TALLY.node))
         lm_observer.install(spans=s.otel_exporter != "none")
+        formatting.install()
         sharding = None
         if s.sharding_enabled and self._send_shards is not None:
             sharding = ShardingSupport(
