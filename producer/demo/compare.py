@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from btq.producer.client import JobClient
 from btq.producer.demo.chart import bar_chart_svg
 from btq.schemas.events import EventType
-from btq.schemas.exceptions import BtqError
+from btq.schemas.exceptions import BtqError, JobTimeoutError
 from btq.schemas.job import STRATEGY_SEPARATOR
 from btq.schemas.result import Candidate, JobResult
 
@@ -212,7 +212,11 @@ class _Launcher:
         follows, shared = (carrier, len(_steps(strategy))) if carrier is not None else (self.lead, 0)
         if follows != strategy:
             # The carrier may itself be waiting for the lead: its job id exists once it is submitted.
-            if not self._submitted[follows].wait(self.timeout_s) or self.stop.is_set():
+            # Running out of time is a timeout, whichever thread notices first: the caller sees the same
+            # `JobTimeoutError` as when a job overruns, not a `ComparisonStopped` that only follows from it.
+            if not self._submitted[follows].wait(self.timeout_s):
+                raise JobTimeoutError(f"{follows!r} was not submitted within {self.timeout_s}s, so {strategy!r} is not")
+            if self.stop.is_set():
                 raise ComparisonStopped(f"{follows!r} was not submitted, so {strategy!r} is not")
             _await_steps(self.client, self.ids[follows], shared, self.timeout_s, self.stop)
         return self.submit(strategy)

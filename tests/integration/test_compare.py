@@ -20,6 +20,8 @@ from btq.producer.dashboard.reader import list_jobs
 from btq.producer.demo.compare import (
     BASELINE,
     DEFAULT_STRATEGIES,
+    ComparisonStopped,
+    _Launcher,
     carrier_of,
     lead_of,
     print_table,
@@ -151,13 +153,29 @@ def test_a_comparison_that_gives_up_cancels_the_jobs_it_submitted(fleet: Any, mo
 
     monkeypatch.setattr(client, "submit", recording_submit)
     with pytest.raises(JobTimeoutError):
-        # A bound far shorter than any job: the comparison gives up while its jobs are queued or running.
-        run_comparison(client, spec("p -> w -> p", "given", True, 8), ("t.arith", "test"), timeout_s=0.05)
+        # A bound far shorter than any job: the comparison gives up while its jobs are queued or running. The
+        # LM answers in 300 ms, so the lead's step 0 (8 examples) cannot end before the bound is noticed, even
+        # on a loaded machine: with a fast LM it once did, and `w -> p` was (rightly) submitted after it.
+        job = spec("p -> w -> p", "given", True, 8, lm="t.sim_crawl")
+        run_comparison(client, job, ("t.arith", "test"), timeout_s=0.05)
     # Only the lead was running; the others wait for its steps and are never submitted.
     assert set(submitted) == {"p -> w -> p"}
     for job_id in submitted.values():
         assert client.wait(job_id, timeout_s=120).state == JobState.CANCELLED
     assert set(submitted) == {"p -> w -> p"}
+
+
+def test_a_strategy_whose_carrier_is_never_submitted_times_out_as_a_timeout(fleet: Any) -> None:
+    # `p` follows the lead, never submitted here: running out of time waiting for it is a timeout,
+    # the error a caller of `run_comparison` expects, not the `ComparisonStopped` of a stopping comparison.
+    launcher = _Launcher(fleet.client(), spec("p -> w -> p", "given", True, 8), DEFAULT_STRATEGIES, timeout_s=0.05)
+    with pytest.raises(JobTimeoutError, match="'p -> w -> p' was not submitted within"):
+        launcher.submit_after_carrier("p")
+    assert launcher.ids == {}
+    launcher.cancel_all()  # once stopping, the same wait says the comparison stopped
+    with pytest.raises(ComparisonStopped):
+        launcher.submit_after_carrier("p")
+    assert launcher.ids == {}
 
 
 def test_sigterm_to_btq_compare_cancels_its_jobs(fleet: Any, tmp_path: Path) -> None:
