@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from btq.producer.client import JobClient
+from btq.schemas import keys
 from btq.schemas.events import EventType, JobEvent
 from btq.schemas.result import JobResult
 from tests.chaos.soak_faults import KINDS, Fault, FaultInjector
@@ -274,7 +275,15 @@ def _finish(client: JobClient, specs: dict[str, dict[str, Any]], report: SoakRep
     deadline = time.monotonic() + 600
     pending = set(specs)
     while pending and time.monotonic() < deadline:
-        pending = {j for j in pending if not client.redis.exists(f"btq:job:{j}:result")}
+        # A job is done once its result AND its terminal event are out: the finalizer appends the event just
+        # after storing the result, and a finalizer killed or stopped in between leaves it to the redelivered
+        # task (seconds later). Checking the stream as soon as the result exists once read 0 terminal events
+        # of a job whose event came moments later; one that never comes is still a violation after the bound.
+        pending = {
+            j
+            for j in pending
+            if client.redis.exists(f"btq:job:{j}:result", keys.terminal_marker(j)) < 2  # both keys, or wait
+        }
         time.sleep(0.5)  # poll interval of the bounded wait above
     undisturbed = Undisturbed()
     events: dict[str, list[JobEvent]] = {}
