@@ -49,9 +49,18 @@ def test_prometheus_scrapes_the_fleet_and_sees_steps_and_lm_requests_move(observ
         # LM usage accounting feeds the same counters: tokens spent; the simulated model has no price.
         wait_until(lambda: _value(prom, "btq_lm_prompt_tokens_total") > before_tokens, 30, "tokens counted")
         assert _value(prom, "btq_lm_unpriced_requests_total") > 0
-        assert _value(prom, 'btq_jobs{state="succeeded"}') == before_jobs + 1
+        # Each target is scraped on its own clock: a scrape can show the third step's end before the job's
+        # state is set (finalize runs after it), so these wait for the next scrape too (bounded).
+        wait_until(
+            lambda: _value(prom, 'btq_jobs{state="succeeded"}') == before_jobs + 1, 30, "one more job", interval_s=0.5
+        )
         assert _value(prom, "sum(btq_workers)") == 2
-        assert _value(prom, "sum(btq_step_duration_seconds_count)") == before_steps + 3
+        wait_until(
+            lambda: _value(prom, "sum(btq_step_duration_seconds_count)") == before_steps + 3,
+            30,
+            "three more step durations",
+            interval_s=0.5,
+        )
         assert _value(prom, "btq_worker_lm_requests_total") > 0  # the worker's own endpoint
         series = httpx.get(f"{prom}/api/v1/series", params={"match[]": '{__name__=~"btq_.*"}'}, timeout=5).json()
         labels = {key for s in series["data"] for key in s}
