@@ -44,7 +44,7 @@ Cursor = str
 
 def celery_client(settings: ProducerSettings) -> Celery:
     """Return a Celery app used only to send messages: JSON only, no task code."""
-    broker = settings.broker_url or settings.redis_url
+    broker = settings.broker
     timeout_s = settings.broker_consumer_timeout_s
     # Queues declared exactly as workers declare them (profile queues too, made on first send):
     # RabbitMQ refuses a queue redeclared with other arguments.
@@ -366,12 +366,11 @@ class JobClient:
         request_id = uuid.uuid4().hex
         # Behind every step waiting in the queue (Redis broker): scoring a finished job can wait for a free
         # worker, a running job's next step should not.
-        broker = self.settings.broker_url or self.settings.redis_url
         self.celery.send_task(
             keys.TASK_EVALUATE,
             args=(job_id, request_id, dataset, split),
             queue=queue,
-            priority=held_out_priority(broker),
+            priority=held_out_priority(self.settings.broker),
         )
         deadline = time.monotonic() + timeout_s
         key = keys.evaluation_key(job_id, request_id)

@@ -40,3 +40,8 @@ class ProducerSettings(BaseSettings):
     )
     redis_reconnect_budget_s: float = 120.0
     """How long `wait`, `follow` and `btq watch` keep reconnecting to an unreachable Redis before failing."""
+
+    @property
+    def broker(self) -> str:
+        """The broker task messages go through: `broker_url`, else the Redis URL."""
+        return self.broker_url or self.redis_url

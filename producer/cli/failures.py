@@ -71,7 +71,7 @@ def _redis_line(exc: BaseException, settings: ProducerSettings | None) -> str:
 
 
 def _broker_line(exc: BaseException, settings: ProducerSettings | None) -> str:
-    url = redacted_url(settings.broker_url or settings.redis_url) if settings else "the configured broker"
+    url = redacted_url(settings.broker) if settings else "the configured broker"
     return f"cannot reach the broker at {url}: {reason(exc)}"
 
 
